@@ -1,0 +1,95 @@
+"""The parts one Semantik process holds open: settings, the metadata DB, the store, the embedder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from semantik.core.db.engine import create_engine, migrate, session_factory
+from semantik.core.embedding import Embedder
+from semantik.core.pipeline.tokens import HFTextTokenizer, TextTokenizer
+from semantik.core.settings import Settings
+from semantik.core.store import metadata
+from semantik.core.store.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Semantik:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: VectorStore
+    _embedder: Embedder | None = None
+    _tokenizer: TextTokenizer | None = None
+    _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def embedder(self) -> Embedder:
+        """Loaded on first use, so `collections list` never pays for a model."""
+        async with self._load_lock:
+            if self._embedder is None:
+                self._embedder = await asyncio.to_thread(self._load_embedder)
+            return self._embedder
+
+    async def tokenizer(self) -> TextTokenizer:
+        async with self._load_lock:
+            if self._tokenizer is None:
+                from semantik.embedder.loading import load_tokenizer
+
+                path = self.settings.resolved_model_path
+                self._tokenizer = HFTextTokenizer(await asyncio.to_thread(load_tokenizer, path))
+            return self._tokenizer
+
+    def _load_embedder(self) -> Embedder:
+        from semantik.embedder.engine import TransformerEmbedder
+        from semantik.embedder.specs import model_spec
+
+        settings = self.settings
+        return TransformerEmbedder.load(
+            model_spec(settings.model_name),
+            settings.resolved_model_path,
+            device=settings.device,
+            batch_size=settings.embed_batch_size,
+        )
+
+
+@asynccontextmanager
+async def open_semantik(
+    settings: Settings, *, embedder: Embedder | None = None, tokenizer: TextTokenizer | None = None
+) -> AsyncIterator[Semantik]:
+    """Open every part; an `embedder` passed in is shared and stays open (tests, the gateway's reuse)."""
+    engine = create_engine(settings.resolved_database_url)
+    store: VectorStore | None = None
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        store = VectorStore.open(
+            url=settings.qdrant_url,
+            path=settings.resolved_qdrant_path,
+            api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+        )
+        if settings.qdrant_url is None:
+            # Local mode locks the store to this process, so an operation still marked active was cut
+            # off by a process that died: say so instead of blocking the collection forever.
+            async with sessions.begin() as session:
+                interrupted = await metadata.fail_interrupted_operations(
+                    session, "interrupted: the process running it stopped"
+                )
+            if interrupted:
+                log.warning("marked interrupted operations as failed count=%d", interrupted)
+        app = Semantik(settings, engine, sessions, store, _embedder=embedder, _tokenizer=tokenizer)
+        try:
+            yield app
+        finally:
+            if embedder is None and app._embedder is not None:
+                await app._embedder.aclose()
+    finally:
+        if store is not None:
+            await store.close()
+        await engine.dispose()

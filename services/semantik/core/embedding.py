@@ -1,0 +1,38 @@
+"""What the pipeline and the gateway need from an embedder, in-process or over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class TextKind(StrEnum):
+    """Queries may get an instruction prefix that documents do not (per-model setting)."""
+
+    DOCUMENT = "document"
+    QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: npt.NDArray[np.float32]
+    """One row per input text, in input order."""
+    tokens: int
+    """Tokens the model saw, after truncation, without padding."""
+
+
+class Embedder(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings: ...
+
+    async def aclose(self) -> None: ...

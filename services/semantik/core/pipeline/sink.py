@@ -1,0 +1,62 @@
+"""Where finished batches go: the store and the metadata DB, written in an order that survives a crash.
+
+Points first, then stale points, then the rows. A crash in between leaves rows that still describe the
+old content, so the next run re-does the document; deterministic ids make that re-run an overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from semantik.core.store import metadata
+from semantik.core.store.metadata import DocumentRecord
+from semantik.core.store.vectors import ChunkPoint, VectorStore
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentUpdate:
+    record: DocumentRecord
+    points: Sequence[ChunkPoint] = ()
+    stale_point_ids: Sequence[str] = ()
+    """Points of an older version beyond the new chunk count."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedDocument:
+    path: str
+    point_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBatch:
+    collection_id: int
+    qdrant_collection: str
+    updates: Sequence[DocumentUpdate] = ()
+    removed: Sequence[RemovedDocument] = field(default_factory=tuple)
+
+
+class IndexSink(Protocol):
+    async def commit(self, batch: IndexBatch) -> None: ...
+
+
+class LocalIndexSink:
+    """Writes batches straight to the store and the DB: the gateway's path and the embedded mode's."""
+
+    def __init__(self, store: VectorStore, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._store = store
+        self._sessions = sessions
+
+    async def commit(self, batch: IndexBatch) -> None:
+        await self._store.upsert(
+            batch.qdrant_collection, [point for update in batch.updates for point in update.points]
+        )
+        stale = [pid for update in batch.updates for pid in update.stale_point_ids]
+        stale += [pid for removed in batch.removed for pid in removed.point_ids]
+        await self._store.delete(batch.qdrant_collection, stale)
+        async with self._sessions.begin() as session:
+            await metadata.save_documents(session, batch.collection_id, [u.record for u in batch.updates])
+            await metadata.delete_documents(session, batch.collection_id, [r.path for r in batch.removed])

@@ -1,0 +1,220 @@
+"""Creating, reading and deleting collections: the one path the CLI and the gateway share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.exc import IntegrityError
+
+from semantik.core.context import Semantik
+from semantik.core.db.models import Collection, Document
+from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
+from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
+from semantik.core.pipeline.scan import InvalidGlobError, validate_globs
+from semantik.core.store import metadata
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME_RULE = "1-63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+
+
+def validate_name(name: str, field: str = "name") -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInputError(f"invalid collection name {name!r}: use {NAME_RULE}", field=field)
+    return name
+
+
+class ChunkingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: ChunkStrategy = ChunkStrategy.RECURSIVE
+    chunk_size: int = Field(default=200, ge=16, le=8192)
+    chunk_overlap: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSpec:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    def config(self) -> ChunkingConfig:
+        return ChunkingConfig(self.strategy, self.chunk_size, self.chunk_overlap)
+
+
+class CollectionSpec(BaseModel):
+    """What a user asks for; validated here so both the CLI and the API reject the same input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = Field(default="", max_length=2000)
+    source_path: str | None = None
+    include: list[str] = Field(default_factory=lambda: ["**"])
+    exclude: list[str] = Field(default_factory=list)
+    model: str | None = None
+    chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"invalid collection name {value!r}: use {NAME_RULE}")
+        return value
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _valid_globs(cls, value: list[str]) -> list[str]:
+        try:
+            validate_globs(value, "globs")
+        except InvalidGlobError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionView:
+    name: str
+    description: str
+    source_path: str | None
+    include: list[str]
+    exclude: list[str]
+    model: str
+    dimension: int
+    chunking: ChunkingSpec
+    qdrant_collection: str
+    created_at: datetime
+    last_indexed_at: datetime | None
+    documents: int
+    indexed_documents: int
+    failed_documents: int
+    chunks: int
+
+
+def qdrant_collection_name(name: str) -> str:
+    return f"semantik-{name}"
+
+
+async def create_collection(app: Semantik, spec: CollectionSpec) -> CollectionView:
+    from semantik.embedder.specs import model_spec
+
+    model = model_spec(spec.model or app.settings.model_name)
+    row = Collection(
+        name=spec.name,
+        description=spec.description,
+        source_path=spec.source_path,
+        include=spec.include,
+        exclude=spec.exclude,
+        model_name=model.name,
+        dimension=model.dimension,
+        chunk_strategy=spec.chunking.strategy.value,
+        chunk_size=spec.chunking.chunk_size,
+        chunk_overlap=spec.chunking.chunk_overlap,
+        qdrant_collection=qdrant_collection_name(spec.name),
+    )
+    try:
+        async with app.sessions.begin() as session:
+            if await metadata.get_collection(session, spec.name) is not None:
+                raise ConflictError(f"collection {spec.name!r} already exists", field="name")
+            session.add(row)
+    except IntegrityError as exc:
+        raise ConflictError(f"collection {spec.name!r} already exists", field="name") from exc
+    # The row is the record of intent; the store collection follows and is re-ensured on every index.
+    await app.store.ensure_collection(row.qdrant_collection, row.dimension)
+    return await get_collection(app, spec.name)
+
+
+async def load_collection(app: Semantik, name: str) -> Collection:
+    async with app.sessions() as session:
+        row = await metadata.get_collection(session, name)
+    if row is None:
+        raise NotFoundError(f"collection {name!r} does not exist", field="name")
+    return row
+
+
+async def get_collection(app: Semantik, name: str) -> CollectionView:
+    async with app.sessions() as session:
+        row = await metadata.get_collection(session, name)
+        if row is None:
+            raise NotFoundError(f"collection {name!r} does not exist", field="name")
+        return _view(row, await metadata.collection_counts(session, row.id))
+
+
+async def list_collections(app: Semantik) -> Sequence[CollectionView]:
+    async with app.sessions() as session:
+        rows = await metadata.list_collections(session)
+        return [_view(row, await metadata.collection_counts(session, row.id)) for row in rows]
+
+
+async def delete_collection(app: Semantik, name: str) -> None:
+    row = await load_collection(app, name)
+    async with app.sessions() as session:
+        active = await metadata.active_operation(session, row.id)
+    if active is not None:
+        raise ConflictError(
+            f"collection {name!r} has a running operation {active.id}; wait for it or cancel it"
+        )
+    # Store first: a crash after it leaves a row whose delete can simply be retried.
+    await app.store.drop_collection(row.qdrant_collection)
+    async with app.sessions.begin() as session:
+        fresh = await metadata.get_collection(session, name)
+        if fresh is not None:
+            await session.delete(fresh)
+
+
+def _view(row: Collection, counts: metadata.CollectionCounts) -> CollectionView:
+    return CollectionView(
+        name=row.name,
+        description=row.description,
+        source_path=row.source_path,
+        include=list(row.include),
+        exclude=list(row.exclude),
+        model=row.model_name,
+        dimension=row.dimension,
+        chunking=ChunkingSpec(
+            strategy=ChunkStrategy(row.chunk_strategy),
+            chunk_size=row.chunk_size,
+            chunk_overlap=row.chunk_overlap,
+        ),
+        qdrant_collection=row.qdrant_collection,
+        created_at=row.created_at,
+        last_indexed_at=row.last_indexed_at,
+        documents=counts.documents,
+        indexed_documents=counts.indexed,
+        failed_documents=counts.failed,
+        chunks=counts.chunks,
+    )
+
+
+async def update_globs(
+    app: Semantik, name: str, include: list[str] | None, exclude: list[str] | None
+) -> None:
+    for patterns, field in ((include, "include"), (exclude, "exclude")):
+        if patterns is not None:
+            try:
+                validate_globs(patterns, field)
+            except InvalidGlobError as exc:
+                raise InvalidInputError(str(exc), field=field) from exc
+    async with app.sessions.begin() as session:
+        row = await metadata.get_collection(session, name)
+        if row is None:
+            raise NotFoundError(f"collection {name!r} does not exist", field="name")
+        if include is not None:
+            row.include = include
+        if exclude is not None:
+            row.exclude = exclude
+
+
+async def list_documents(
+    app: Semantik, name: str, *, status: str | None = None, limit: int = 1000, offset: int = 0
+) -> Sequence[Document]:
+    row = await load_collection(app, name)
+    async with app.sessions() as session:
+        return await metadata.list_documents(session, row.id, status=status, limit=limit, offset=offset)
+
+
+async def list_failed_documents(app: Semantik, name: str, limit: int = 1000) -> list[tuple[str, str]]:
+    failed = await list_documents(app, name, status="failed", limit=limit)
+    return [(doc.path, doc.error or "failed") for doc in failed]

