@@ -44,7 +44,7 @@ python_for_venv() {
 }
 
 sync_venv() {
-  (cd "$root" && "$uv" sync --frozen --python "$(python_for_venv)" --quiet)
+  (cd "$root" && "$uv" sync --frozen --compile-bytecode --python "$(python_for_venv)" --quiet)
 }
 
 stamp="$root/.venv/.semantik-bootstrap"

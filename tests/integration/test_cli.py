@@ -152,7 +152,7 @@ def test_a_missing_model_fails_naming_the_setting_and_loses_nothing(folder: Path
 
     assert broken.returncode == 1
     assert "SEMANTIK_MODEL_PATH" in broken.stderr and "never downloads" in broken.stderr
-    found = run("search", "c", "NOTICE file", "--json", data_dir=data)
+    found = run("search", "c", "what must I include in a NOTICE file when I redistribute", "--json", data_dir=data)
     assert json.loads(found.stdout)["hits"][0]["path"] == "LICENSE"
     retried = run("index", str(folder), "--collection", "c", data_dir=data)
     assert retried.returncode == 0 and "Indexed 1 files" in retried.stdout
