@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A private Redis server for tests, in DIR, on a free loopback port, with an append-only file so a
-# restart on the same DIR keeps queued jobs.
-#   hack/redis.sh start|stop|restart|kill9|url DIR
+# restart on the same DIR keeps queued jobs. Only the URL goes to stdout.
+#   hack/redis.sh start DIR     install Debian's redis-server if absent, start; print the URL
+#   hack/redis.sh stop DIR      stop it (no-op when not running)
+#   hack/redis.sh restart DIR   stop and start again on the same data and the same port; print the URL
+#   hack/redis.sh kill9 DIR     SIGKILL the server, as a crash would (fault tests)
+#   hack/redis.sh url DIR       print the URL
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,9 +14,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command="$1"
 dir="$(realpath -m "$2")"
 
-pid() { [[ -f $dir/redis.pid ]] && cat "$dir/redis.pid"; }
-running() { local p; p="$(pid)" && [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
-url() { cat "$dir/url"; }
+pid() { cat "$dir/redis.pid" 2>/dev/null; }
+
+running() {
+  local p
+  p="$(pid)" && process_is redis-server "$p"
+}
+
+url() {
+  [[ -f $dir/url ]] || die "no server was started in $dir"
+  cat "$dir/url"
+}
+
+ping() { [[ $(redis-cli -h 127.0.0.1 -p "$(cat "$dir/port")" ping 2>/dev/null) == PONG ]]; }
 
 start() {
   ensure_debian_packages redis-server
@@ -22,11 +36,13 @@ start() {
     return
   fi
   [[ -f $dir/port ]] || free_port >"$dir/port"
-  local port
+  local port started=$EPOCHREALTIME tries=0
   port="$(cat "$dir/port")"
+  # No RDB snapshots: the append-only file alone carries the data across a restart.
   cat >"$dir/redis.conf" <<CONF
 bind 127.0.0.1
 port $port
+protected-mode no
 dir $dir
 daemonize yes
 pidfile $dir/redis.pid
@@ -34,35 +50,55 @@ logfile $dir/log
 appendonly yes
 appendfsync everysec
 save ""
-protected-mode no
 CONF
-  redis-server "$dir/redis.conf"
-  local tries=0
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do
-    ((tries++ < 100)) || die "redis did not start; see $dir/log"
-    sleep 0.1
+  redis-server "$dir/redis.conf" || die "redis-server failed; see $dir/log"
+  # PING answers -LOADING until the append-only file is replayed.
+  until ping; do
+    ((tries++ < 200)) || die "redis did not start; see $dir/log"
+    sleep 0.05
   done
   echo "redis://127.0.0.1:$port/0" >"$dir/url"
+  log "redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -c3-) on 127.0.0.1:$port started in $(since "$started")"
   url
+}
+
+wait_gone() {
+  local p="$1" tries=0
+  while process_is redis-server "$p"; do
+    ((tries++ < 200)) || return 1
+    sleep 0.05
+  done
 }
 
 stop() {
   running || return 0
-  local p tries=0
+  local p
   p="$(pid)"
-  redis-cli -p "$(cat "$dir/port")" shutdown >/dev/null 2>&1 || kill "$p" 2>/dev/null || true
-  while kill -0 "$p" 2>/dev/null; do
-    ((tries++ < 100)) || { kill -9 "$p" 2>/dev/null || true; break; }
-    sleep 0.1
-  done
+  # SHUTDOWN flushes the append-only file; a TERM does the same should the command not get through.
+  redis-cli -h 127.0.0.1 -p "$(cat "$dir/port")" shutdown >/dev/null 2>&1 || kill "$p" 2>/dev/null || true
+  wait_gone "$p" || {
+    log "redis $p ignored SHUTDOWN for 10s; killing it"
+    kill -9 "$p" 2>/dev/null || true
+    wait_gone "$p"
+  }
 }
 
-kill9() { running && kill -9 "$(pid)" 2>/dev/null || true; }
+kill9() {
+  running || return 0
+  local p
+  p="$(pid)"
+  kill -9 "$p"
+  wait_gone "$p" || die "redis $p outlived SIGKILL"
+}
 
 case "$command" in
   start) start ;;
   stop) stop ;;
-  restart) stop && start >/dev/null && url ;;
+  restart)
+    stop
+    start >/dev/null
+    url
+    ;;
   kill9) kill9 ;;
   url) url ;;
   *) die "unknown command $command" ;;

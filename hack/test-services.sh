@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts (up) or stops (down) private PostgreSQL and Redis servers under DIR for a test run; `up`
-# prints the environment the tests read.
+# Private PostgreSQL and Redis servers under DIR for a whole test run.
+#   hack/test-services.sh up DIR     install what is absent, start both, print the environment the tests read
+#   hack/test-services.sh down DIR   stop both
+# `eval "$(hack/test-services.sh up DIR)"` makes the tests' postgres_url and redis_url fixtures use them.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=hack/lib.sh
@@ -10,6 +12,7 @@ source "$here/lib.sh"
 dir="$(realpath -m "$2")"
 case "$1" in
   up)
+    ensure_debian_packages postgresql redis-server # one apt-get update for both
     mkdir -p "$dir"
     chmod 0755 "$dir"
     postgres_url="$("$here/postgres.sh" start "$dir/postgres")"
@@ -19,8 +22,10 @@ case "$1" in
     echo "export SEMANTIK_TEST_SERVICES_DIR='$dir'"
     ;;
   down)
-    "$here/postgres.sh" stop "$dir/postgres" || true
-    "$here/redis.sh" stop "$dir/redis" || true
+    status=0
+    "$here/postgres.sh" stop "$dir/postgres" || status=1
+    "$here/redis.sh" stop "$dir/redis" || status=1
+    exit "$status"
     ;;
   *) die "unknown command $1" ;;
 esac

@@ -1,4 +1,4 @@
-"""Fixtures every tier may use: the private PostgreSQL and Redis servers (see tests/support/servers.py)."""
+"""Fixtures every tier may use. Each group lives in its own section; the machinery is in tests/support."""
 
 from __future__ import annotations
 
@@ -13,14 +13,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# --- Private PostgreSQL and Redis servers (tests/support/servers.py, hack/postgres.sh, hack/redis.sh) ---
+# The servers `make test` started when SEMANTIK_TEST_POSTGRES_URL / SEMANTIK_TEST_REDIS_URL are set,
+# otherwise private ones started for this session and stopped at its end.
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """URL of a PostgreSQL server (its `semantik` database); tests make their own databases on it."""
+    """SQLAlchemy URL (postgresql+asyncpg://) of the server's `semantik` database.
+
+    Tests make their own databases on the server with tests.support.servers.fresh_postgres_database.
+    """
     with private_server("postgres.sh", "SEMANTIK_TEST_POSTGRES_URL") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    """URL (redis://127.0.0.1:PORT/0) of a Redis server with an append-only file."""
     with private_server("redis.sh", "SEMANTIK_TEST_REDIS_URL") as url:
         yield url

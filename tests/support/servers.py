@@ -1,10 +1,14 @@
-"""Private PostgreSQL and Redis servers for tests, started by hack/ scripts, never by hand."""
+"""Private PostgreSQL and Redis servers for tests, started by the hack/ scripts, never by hand.
+
+`make test` starts one of each with hack/test-services.sh and passes their URLs in
+SEMANTIK_TEST_POSTGRES_URL and SEMANTIK_TEST_REDIS_URL; a bare `pytest` starts its own for the session.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,37 +20,71 @@ from sqlalchemy.engine import make_url
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
 
+# Stops the server and removes its directory once its stdin closes, which the kernel does when the
+# test process ends however it ends (SIGKILL and a CI timeout included). In a session of its own so
+# a Ctrl-C sent to pytest's process group leaves it alive to clean up.
+_REAPER = 'cat >/dev/null; "$0" stop "$1" >/dev/null 2>&1; rm -rf "$2"'
+
 
 def hack(script: str, command: str, directory: Path) -> str:
+    """Run `hack/<script> <command> <directory>` and return its stdout (a URL for start and restart)."""
     result = subprocess.run(
         [str(HACK / script), command, str(directory)], capture_output=True, text=True, timeout=600
     )
     if result.returncode != 0:
-        raise RuntimeError(f"hack/{script} {command} failed:\n{result.stderr}")
+        raise RuntimeError(f"hack/{script} {command} {directory} failed:\n{result.stderr}")
+    sys.stderr.write(result.stderr)  # install and start timings, shown by pytest with a failure
     return result.stdout.strip()
 
 
 @contextmanager
+def private_server_directory(script: str) -> Iterator[Path]:
+    """A directory for one server of hack/<script>, stopped and removed when the block ends.
+
+    The directory is made searchable by all (0755) because the postgres user runs PostgreSQL there,
+    and pytest's own tmp_path (under a 0700 directory) is not.
+    """
+    root = Path(tempfile.mkdtemp(prefix=f"semantik-{script.removesuffix('.sh')}-"))
+    root.chmod(0o755)
+    directory = root / "server"
+    reaper = subprocess.Popen(
+        ["bash", "-c", _REAPER, str(HACK / script), str(directory), str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert reaper.stdin is not None
+    try:
+        yield directory
+    finally:
+        try:
+            hack(script, "stop", directory)
+        finally:
+            reaper.stdin.close()
+            reaper.wait(timeout=120)
+
+
+@contextmanager
 def private_server(script: str, env_var: str) -> Iterator[str]:
-    """The server `make test` started (its URL in env_var), or a new one for this session."""
+    """URL of the server `make test` started (found in env_var), or of a new one for this block."""
     if url := os.environ.get(env_var):
         yield url
         return
-    directory = Path(tempfile.mkdtemp(prefix=f"semantik-{script.removesuffix('.sh')}-"))
-    directory.chmod(0o755)  # the postgres user must reach its data dir below
-    try:
-        yield hack(script, "start", directory / "server")
-    finally:
-        hack(script, "stop", directory / "server")
-        shutil.rmtree(directory, ignore_errors=True)
+    with private_server_directory(script) as directory:
+        yield hack(script, "start", directory)
 
 
 def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL `postgresql+asyncpg://...` as the plain `postgresql://...` asyncpg takes."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def fresh_postgres_database(server_url: str) -> str:
-    """A new empty database on the server, so each test starts from nothing."""
+    """URL of a new empty database on the server, so each test module starts from nothing.
+
+    Drop it with drop_postgres_database when done.
+    """
     name = f"t_{uuid.uuid4().hex[:16]}"
     connection = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
@@ -57,8 +95,10 @@ async def fresh_postgres_database(server_url: str) -> str:
 
 
 async def drop_postgres_database(database_url: str) -> None:
+    """Drop a database made by fresh_postgres_database, closing any connection still open to it."""
     url = make_url(database_url)
-    connection = await asyncpg.connect(asyncpg_dsn(url.set(database="semantik").render_as_string(False)))
+    maintenance = url.set(database="postgres").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(asyncpg_dsn(maintenance))
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
     finally:
