@@ -121,9 +121,7 @@ async def all_chunk_texts(client: AsyncQdrantClient, name: str) -> list[str]:
             return texts
 
 
-async def direct_query_latencies(
-    client: AsyncQdrantClient, name: str, vectors: list[list[float]]
-) -> list[float]:
+async def direct_query_latencies(client: AsyncQdrantClient, name: str, vectors: list[list[float]]) -> list[float]:
     samples = []
     for vector in vectors * 25:
         started = time.perf_counter()
@@ -151,9 +149,7 @@ async def gateway_latencies(settings: Settings) -> list[float]:
             samples = []
             for query in QUERIES * 25:
                 started = time.perf_counter()
-                response = await client.post(
-                    "/api/v1/collections/bench/search", json={"query": query, "k": 10}
-                )
+                response = await client.post("/api/v1/collections/bench/search", json={"query": query, "k": 10})
                 samples.append(time.perf_counter() - started)
                 response.raise_for_status()
             return samples

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
 from datetime import datetime
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from semantik.core.context import Semantik, open_semantik
+from semantik.core.embedding import Precision
 from semantik.core.errors import InvalidInputError, SemantikError
 from semantik.core.logs import configure_logging
 from semantik.core.pipeline import runner as pipeline
@@ -105,19 +107,11 @@ async def index(
     path: Annotated[str, typer.Argument(help="Folder to index.")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name; created if new.")],
     full: Annotated[bool, typer.Option("--full", help="Re-index every file, changed or not.")] = False,
-    include: Annotated[
-        list[str] | None, typer.Option("--include", help="Glob of files to index (repeat).")
-    ] = None,
-    exclude: Annotated[
-        list[str] | None, typer.Option("--exclude", help="Glob of files to skip (repeat).")
-    ] = None,
-    strategy: Annotated[
-        ChunkStrategy | None, typer.Option(help="Chunking strategy for a new collection.")
-    ] = None,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Glob of files to index (repeat).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of files to skip (repeat).")] = None,
+    strategy: Annotated[ChunkStrategy | None, typer.Option(help="Chunking strategy for a new collection.")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in tokens for a new collection.")] = None,
-    chunk_overlap: Annotated[
-        int | None, typer.Option(help="Chunk overlap in tokens for a new collection.")
-    ] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Chunk overlap in tokens for a new collection.")] = None,
 ) -> None:
     """Index a folder into a collection: only new and changed files are embedded."""
     from semantik.core.services import collections, indexing
@@ -172,15 +166,11 @@ async def index(
         try:
             report = await indexing.run_index_operation(semantik, operation.id, on_progress=show)
         except (KeyboardInterrupt, asyncio.CancelledError):
-            raise fail(
-                "interrupted; what was committed stays indexed, re-run to continue", EXIT_FAILED
-            ) from None
+            raise fail("interrupted; what was committed stays indexed, re-run to continue", EXIT_FAILED) from None
         except SemantikError:
             raise
         except Exception as exc:
-            raise fail(
-                f"indexing could not complete: {exc}; what was committed stays indexed", EXIT_FAILED
-            ) from exc
+            raise fail(f"indexing could not complete: {exc}; what was committed stays indexed", EXIT_FAILED) from exc
     _print_report(report, time.monotonic() - started)
 
 
@@ -229,9 +219,7 @@ async def search(
     threshold: Annotated[float | None, typer.Option(help="Drop hits scoring below this.")] = None,
     path_prefix: Annotated[str | None, typer.Option(help="Only files under this folder.")] = None,
     ext: Annotated[list[str] | None, typer.Option(help="Only files with this extension (repeat).")] = None,
-    per_document: Annotated[
-        int, typer.Option("--per-document", help="Hits allowed from one file (0: no limit).")
-    ] = 1,
+    per_document: Annotated[int, typer.Option("--per-document", help="Hits allowed from one file (0: no limit).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Search a collection and print ranked hits."""
@@ -248,9 +236,7 @@ async def search(
     )
     if as_json:
         sys.stdout.write(
-            json.dumps(
-                {"query": query, "collection": collection, "hits": [asdict(hit) for hit in hits]}, indent=2
-            )
+            json.dumps({"query": query, "collection": collection, "hits": [asdict(hit) for hit in hits]}, indent=2)
             + "\n"
         )
         return
@@ -258,9 +244,7 @@ async def search(
         out.print("No hits.")
         return
     for rank, hit in enumerate(hits, 1):
-        title = Text.assemble(
-            (f"{rank}. ", "bold"), (f"{hit.score:.3f}", "cyan"), "  ", (hit.path, "bold green")
-        )
+        title = Text.assemble((f"{rank}. ", "bold"), (f"{hit.score:.3f}", "cyan"), "  ", (hit.path, "bold green"))
         if hit.heading:
             title.append(f"  § {hit.heading}", style="magenta")
         out.print(title)
@@ -309,8 +293,7 @@ async def collections_show(semantik: Semantik, name: str) -> None:
         ("model", f"{view.model} ({view.dimension} dims)"),
         (
             "chunking",
-            f"{view.chunking.strategy} {view.chunking.chunk_size} tokens, "
-            f"overlap {view.chunking.chunk_overlap}",
+            f"{view.chunking.strategy} {view.chunking.chunk_size} tokens, overlap {view.chunking.chunk_overlap}",
         ),
         ("documents", f"{view.documents} ({view.indexed_documents} indexed, {view.failed_documents} failed)"),
         ("chunks", str(view.chunks)),
@@ -382,9 +365,7 @@ async def keys_revoke(semantik: Semantik, key_id: int) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[
-        str | None, typer.Option(help="Address to bind (default SEMANTIK_HOST, 127.0.0.1).")
-    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default SEMANTIK_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SEMANTIK_PORT, 8080).")] = None,
 ) -> None:
     """Serve the gateway's REST API over the same data."""
@@ -400,6 +381,37 @@ def serve(
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+@app.command()
+def embedder(
+    host: Annotated[str | None, typer.Option(help="Address to bind (SEMANTIK_EMBEDDER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SEMANTIK_EMBEDDER_PORT, 8000).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory (SEMANTIK_EMBEDDER_MODEL_PATH).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Name in the model table.")] = None,
+    dtype: Annotated[Precision | None, typer.Option(help="float32, float16, bfloat16 or int8.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+) -> None:
+    """Serve the embedding model over HTTP (POST /embed) with dynamic batching."""
+    import uvicorn
+
+    from semantik.embedder.app import create_embedder_app
+    from semantik.embedder.settings import EmbedderSettings
+
+    given = {
+        "host": host,
+        "port": port,
+        "model_path": model,
+        "model_name": model_name,
+        "dtype": dtype,
+        "device": device,
+    }
+    try:
+        settings = EmbedderSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise fail(_message(exc), EXIT_USAGE) from None
+    configure_logging(settings.log_level)
+    uvicorn.run(create_embedder_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
 def _when(value: datetime | None) -> str:

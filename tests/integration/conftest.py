@@ -42,9 +42,7 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder() -> TransformerEmbedder:
-    return TransformerEmbedder.load(
-        model_spec("sentence-transformers/all-MiniLM-L6-v2"), bundled_model_path()
-    )
+    return TransformerEmbedder.load(model_spec("sentence-transformers/all-MiniLM-L6-v2"), bundled_model_path())
 
 
 @pytest.fixture

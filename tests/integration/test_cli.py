@@ -96,9 +96,7 @@ def test_bad_files_are_listed_and_the_run_still_succeeds(folder: Path, tmp_path:
     data = tmp_path / "data"
     data.mkdir()
 
-    result = run(
-        "index", str(folder), "--collection", "c", data_dir=data, prefix=without_root_read_override()
-    )
+    result = run("index", str(folder), "--collection", "c", data_dir=data, prefix=without_root_read_override())
 
     assert result.returncode == 0, result.stderr
     assert "Indexed 3 files" in result.stdout
@@ -125,9 +123,7 @@ def test_bad_files_are_listed_and_the_run_still_succeeds(folder: Path, tmp_path:
         (["collections", "show", "missing"], "does not exist"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(
-    folder: Path, tmp_path: Path, args: list[str], message: str
-) -> None:
+def test_usage_errors_exit_2_with_one_line(folder: Path, tmp_path: Path, args: list[str], message: str) -> None:
     result = run(*[a.replace("{folder}", str(folder)) for a in args], data_dir=tmp_path / "data")
 
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -42,9 +42,7 @@ async def client(settings: Settings, embedder: CountingEmbedder) -> AsyncIterato
         yield client
 
 
-def assert_error(
-    response: httpx.Response, status: int, code: str, field: str | None = None
-) -> dict[str, Any]:
+def assert_error(response: httpx.Response, status: int, code: str, field: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
     assert error["code"] == code
@@ -173,9 +171,7 @@ async def test_index_errors(client: httpx.AsyncClient, small_corpus: Path, tmp_p
     assert_error(await client.post("/api/v1/collections/nosource/index"), 422, "invalid_input", "path")
     missing = await client.post("/api/v1/collections/nosource/index", json={"path": str(tmp_path / "absent")})
     assert_error(missing, 422, "invalid_input", "path")
-    a_file = await client.post(
-        "/api/v1/collections/nosource/index", json={"path": str(small_corpus / "Apache-2.0")}
-    )
+    a_file = await client.post("/api/v1/collections/nosource/index", json={"path": str(small_corpus / "Apache-2.0")})
     assert_error(a_file, 422, "invalid_input", "path")
     assert_error(
         await client.post("/api/v1/collections/nosource/index", json={"fast": True}),
@@ -186,9 +182,7 @@ async def test_index_errors(client: httpx.AsyncClient, small_corpus: Path, tmp_p
     assert_error(await client.get("/api/v1/operations/does-not-exist"), 404, "not_found", "operation_id")
 
 
-async def test_a_second_index_while_one_runs_is_a_conflict(
-    client: httpx.AsyncClient, small_corpus: Path
-) -> None:
+async def test_a_second_index_while_one_runs_is_a_conflict(client: httpx.AsyncClient, small_corpus: Path) -> None:
     assert (
         await client.post("/api/v1/collections", json={"name": "busy", "source_path": str(small_corpus)})
     ).status_code == 201

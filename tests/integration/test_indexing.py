@@ -79,9 +79,7 @@ async def test_editing_one_file_reembeds_only_its_chunks(
     before = await point_count(semantik, "docs")
     keys = corpus / "handbook" / "keys.md"
     old_chunks = await point_count(semantik, "docs", "handbook/keys.md")
-    keys.write_text(
-        keys.read_text() + "\n## Laptops at the office\n\n" + "Badges open the door at seven. " * 120
-    )
+    keys.write_text(keys.read_text() + "\n## Laptops at the office\n\n" + "Badges open the door at seven. " * 120)
     new_chunks = await expected_chunks(semantik, "docs", keys)
     assert new_chunks > old_chunks
 
@@ -126,9 +124,7 @@ async def test_deleting_a_file_removes_its_points_and_row(semantik: Semantik, co
     assert "licenses/Apache-2.0" not in await top_paths(semantik, "NOTICE file redistribution", k=10)
 
 
-async def test_bad_files_are_recorded_as_failed_and_the_rest_is_indexed(
-    semantik: Semantik, corpus: Path
-) -> None:
+async def test_bad_files_are_recorded_as_failed_and_the_rest_is_indexed(semantik: Semantik, corpus: Path) -> None:
     bad = corpus / "bad"
     bad.mkdir()
     (bad / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage without xref")

@@ -23,9 +23,7 @@ async def test_migrations_upgrade_downgrade_and_match_the_models(settings: Setti
 
         async with engine.connect() as connection:
             assert set(await connection.run_sync(lambda c: inspect(c).get_table_names())) == TABLES
-            diff = await connection.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
-            )
+            diff = await connection.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
             assert diff == [], "the models changed without a migration"
 
         def downgrade(connection: Connection) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semantik.core.pipeline.chunk import chunk_text
-from semantik.core.pipeline.extract import ExtractionError, read_and_extract
-
 from semantik.core.context import Semantik
 from semantik.core.errors import NotFoundError
+from semantik.core.pipeline.chunk import chunk_text
+from semantik.core.pipeline.extract import ExtractionError, read_and_extract
 from semantik.core.pipeline.runner import IndexReport
 from semantik.core.services import collections, indexing
 from semantik.core.store.vectors import SearchFilter
@@ -18,9 +17,7 @@ async def index_folder(app: Semantik, name: str, folder: Path, *, full: bool = F
     try:
         await collections.load_collection(app, name)
     except NotFoundError:
-        await collections.create_collection(
-            app, collections.CollectionSpec(name=name, source_path=str(folder))
-        )
+        await collections.create_collection(app, collections.CollectionSpec(name=name, source_path=str(folder)))
     operation = await indexing.open_index_operation(app, name, str(folder), full=full)
     return await indexing.run_index_operation(app, operation.id)
 

@@ -28,9 +28,7 @@ _REAPER = 'cat >/dev/null; "$0" stop "$1" >/dev/null 2>&1; rm -rf "$2"'
 
 def hack(script: str, command: str, directory: Path) -> str:
     """Run `hack/<script> <command> <directory>` and return its stdout (a URL for start and restart)."""
-    result = subprocess.run(
-        [str(HACK / script), command, str(directory)], capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run([str(HACK / script), command, str(directory)], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"hack/{script} {command} {directory} failed:\n{result.stderr}")
     sys.stderr.write(result.stderr)  # install and start timings, shown by pytest with a failure

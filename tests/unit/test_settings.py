@@ -20,9 +20,7 @@ def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))
     settings = Settings()
     assert settings.data_dir == tmp_path / ".local/share/semantik"
-    assert (
-        settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/.local/share/semantik/semantik.db"
-    )
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/.local/share/semantik/semantik.db"
     assert settings.resolved_qdrant_path == tmp_path / ".local/share/semantik/qdrant"
     assert (settings.resolved_model_path / "config.json").is_file()
     assert not settings.auth_required
@@ -45,7 +43,7 @@ def test_auth_can_be_forced_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SEMANTIK_PORT", "0"), ("SEMANTIK_EMBED_BATCH_SIZE", "-1"), ("SEMANTIK_CHUNK_STRATEGY", "sentences")],
+    [("SEMANTIK_PORT", "0"), ("SEMANTIK_EMBED_BATCH_TOKENS", "-1"), ("SEMANTIK_CHUNK_STRATEGY", "sentences")],
 )
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

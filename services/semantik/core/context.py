@@ -31,10 +31,15 @@ class Semantik:
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def embedder(self) -> Embedder:
-        """Loaded on first use, so `collections list` never pays for a model."""
+        """Loaded (or connected) on first use, so `collections list` never pays for a model."""
         async with self._load_lock:
             if self._embedder is None:
-                self._embedder = await asyncio.to_thread(self._load_embedder)
+                if self.settings.embedder_url:
+                    from semantik.embedder.client import HttpEmbedder
+
+                    self._embedder = await HttpEmbedder.connect(self.settings.embedder_url)
+                else:
+                    self._embedder = await asyncio.to_thread(self._load_embedder)
             return self._embedder
 
     async def tokenizer(self) -> TextTokenizer:
@@ -55,7 +60,8 @@ class Semantik:
             model_spec(settings.model_name),
             settings.resolved_model_path,
             device=settings.device,
-            batch_size=settings.embed_batch_size,
+            precision=settings.dtype,
+            max_batch_tokens=settings.embed_batch_tokens,
         )
 
 

@@ -18,6 +18,15 @@ class TextKind(StrEnum):
     QUERY = "query"
 
 
+class Precision(StrEnum):
+    """Numeric precision of the model's forward pass."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    INT8 = "int8"
+
+
 @dataclass(frozen=True, slots=True)
 class Embeddings:
     vectors: npt.NDArray[np.float32]

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from semantik.core.embedding import Precision
 from semantik.core.pipeline.chunk import ChunkStrategy
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -58,8 +59,17 @@ class Settings(BaseSettings):
         description="Local directory holding the model's files; default: the bundled all-MiniLM-L6-v2. "
         "Models are never downloaded.",
     )
+    embedder_url: str | None = Field(
+        default=None,
+        description="URL of an embedder service (`semantik embedder`); unset: the model runs in-process.",
+    )
     device: str = Field(default="cpu", description="torch device for in-process embedding: cpu or cuda.")
-    embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per forward pass.")
+    dtype: Precision = Field(
+        default=Precision.FLOAT32, description="In-process precision: float32, float16, bfloat16 or int8."
+    )
+    embed_batch_tokens: int = Field(
+        default=16384, ge=256, le=1_048_576, description="Token budget of one forward pass (texts x longest)."
+    )
     max_file_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1, description="Files larger than this are recorded as failed."
     )

@@ -1,89 +1,250 @@
-"""The in-process embedder: tokenize once, sort by length, batch, pool, normalise."""
+"""The embedding engine: tokenize once, sort by length, batch by a token budget, pool, normalise.
+
+One forward pass runs at a time (torch already uses every core, or the whole GPU, for one batch). On
+out-of-memory a batch is split in half and retried; a single text that still does not fit is reported
+as failed instead of taking the process down.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from semantik.core.embedding import Embeddings, TextKind
+from semantik.core.errors import SemantikError
 from semantik.embedder.loading import load_model, load_tokenizer
 from semantik.embedder.pooling import pool
+from semantik.embedder.precision import Precision, prepare_model
 from semantik.embedder.specs import ModelSpec
 
+log = logging.getLogger(__name__)
 
-class TransformerEmbedder:
-    """Runs a transformers model in this process; `embed` is safe to call from many tasks."""
+DEFAULT_MAX_BATCH_TOKENS = 16384
+DEFAULT_MAX_BATCH_SIZE = 256
 
+ForwardHook = Callable[[int, int], None]
+"""Called with (texts, padded tokens) before each forward pass; fault-injection tests raise from it."""
+
+
+class TextTooLargeError(SemantikError):
+    """A single text does not fit in the device's memory even alone."""
+
+    code = "insufficient_storage"
+    status = 507
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """What the last `embed_ids` call did, for metrics."""
+
+    batches: list[tuple[int, int, float]] = field(default_factory=list)
+    """(texts, padded tokens, forward seconds) of each forward pass."""
+    oom_splits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedIds:
+    vectors: npt.NDArray[np.float32]
+    failed: frozenset[int]
+    """Rows that could not be embedded (out of memory even alone); their vectors are zeros."""
+    stats: BatchStats
+
+
+class EmbeddingEngine:
     def __init__(
         self,
         spec: ModelSpec,
-        model: PreTrainedModel,
+        model: nn.Module,
         tokenizer: PreTrainedTokenizerBase,
         *,
         device: str = "cpu",
-        batch_size: int = 32,
+        precision: Precision = Precision.FLOAT32,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        forward_hook: ForwardHook | None = None,
     ) -> None:
         self.spec = spec
-        self._model = model.to(torch.device(device))  # type: ignore[arg-type]
+        self.device = torch.device(device)
+        self.precision = precision
+        self._model, self._forward_context = prepare_model(model, precision, self.device, spec.int8_modules)
+        self._model.eval()
         self._tokenizer = tokenizer
         self._tokenizer.padding_side = spec.padding_side
-        self._device = torch.device(device)
-        self._batch_size = batch_size
-        # One forward pass at a time: torch already uses every core for one batch.
+        self._pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.forward_hook = forward_hook
         self._lock = threading.Lock()
 
     @classmethod
     def load(
-        cls, spec: ModelSpec, path: Path, *, device: str = "cpu", batch_size: int = 32
-    ) -> TransformerEmbedder:
-        return cls(spec, load_model(path), load_tokenizer(path), device=device, batch_size=batch_size)
-
-    @property
-    def model_name(self) -> str:
-        return self.spec.name
+        cls,
+        spec: ModelSpec,
+        path: Path,
+        *,
+        device: str = "cpu",
+        precision: Precision = Precision.FLOAT32,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> EmbeddingEngine:
+        return cls(
+            spec,
+            load_model(path),
+            load_tokenizer(path),
+            device=device,
+            precision=precision,
+            max_batch_tokens=max_batch_tokens,
+            max_batch_size=max_batch_size,
+        )
 
     @property
     def dimension(self) -> int:
         return self.spec.dimension
 
-    async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
-        return await asyncio.to_thread(self.embed_sync, texts, kind)
+    def tokenize(self, texts: Sequence[str], kind: TextKind) -> list[list[int]]:
+        prefix = self.spec.query_instruction if kind is TextKind.QUERY else self.spec.document_instruction
+        inputs = [prefix + text for text in texts] if prefix else list(texts)
+        ids: list[list[int]] = self._tokenizer(
+            inputs, truncation=True, max_length=self.spec.max_seq_length, add_special_tokens=True
+        )["input_ids"]
+        return ids
 
-    async def aclose(self) -> None:
-        return None
+    def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indexes grouped so each batch's padded size (texts x longest) stays within the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in order:
+            longest = lengths[index]  # ascending order: the newest text is the longest
+            if current and (
+                (len(current) + 1) * longest > self.max_batch_tokens or len(current) == self.max_batch_size
+            ):
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> EmbeddedIds:
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        failed: set[int] = set()
+        stats = BatchStats()
+        with self._lock, torch.inference_mode(), self._forward_context():
+            for batch in self.plan_batches([len(row) for row in ids]):
+                self._run(batch, ids, out, failed, stats)
+        return EmbeddedIds(out, frozenset(failed), stats)
 
     def embed_sync(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
         if not texts:
             return Embeddings(np.zeros((0, self.dimension), dtype=np.float32), 0)
-        prefix = self.spec.query_instruction if kind is TextKind.QUERY else self.spec.document_instruction
-        inputs = [prefix + text for text in texts] if prefix else list(texts)
-        encoded = self._tokenizer(
-            inputs, truncation=True, max_length=self.spec.max_seq_length, add_special_tokens=True
-        )["input_ids"]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        out = np.empty((len(encoded), self.dimension), dtype=np.float32)
-        with self._lock, torch.inference_mode():
-            for begin in range(0, len(order), self._batch_size):
-                rows = order[begin : begin + self._batch_size]
-                out[rows] = self._forward([encoded[i] for i in rows])
-        return Embeddings(out, sum(len(ids) for ids in encoded))
+        ids = self.tokenize(texts, kind)
+        result = self.embed_ids(ids)
+        if result.failed:
+            raise TextTooLargeError(
+                f"{len(result.failed)} text(s) do not fit in {self.device.type} memory even alone; "
+                "shorten them or lower max_seq_length"
+            )
+        return Embeddings(result.vectors, sum(len(row) for row in ids))
 
-    def _forward(self, input_ids: list[list[int]]) -> npt.NDArray[np.float32]:
-        batch = self._tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt")
-        mask = batch["attention_mask"].to(self._device)
-        hidden = self._model(
-            input_ids=batch["input_ids"].to(self._device), attention_mask=mask
-        ).last_hidden_state
+    def _run(
+        self,
+        batch: list[int],
+        ids: Sequence[Sequence[int]],
+        out: npt.NDArray[np.float32],
+        failed: set[int],
+        stats: BatchStats,
+    ) -> None:
+        try:
+            started = time.perf_counter()
+            out[batch] = self._forward([ids[i] for i in batch])
+            stats.batches.append(
+                (len(batch), len(batch) * max(len(ids[i]) for i in batch), time.perf_counter() - started)
+            )
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(batch) == 1:
+                log.warning("text does not fit in memory alone tokens=%d", len(ids[batch[0]]))
+                failed.add(batch[0])
+                return
+            stats.oom_splits += 1
+            half = len(batch) // 2
+            log.warning("out of memory; splitting batch texts=%d", len(batch))
+            self._run(batch[:half], ids, out, failed, stats)
+            self._run(batch[half:], ids, out, failed, stats)
+
+    def _forward(self, rows: list[Sequence[int]]) -> npt.NDArray[np.float32]:
+        width = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            if self.spec.padding_side == "left":
+                input_ids[i, width - len(row) :] = torch.tensor(row)
+                mask[i, width - len(row) :] = 1
+            else:
+                input_ids[i, : len(row)] = torch.tensor(row)
+                mask[i, : len(row)] = 1
+        if self.forward_hook is not None:
+            self.forward_hook(len(rows), len(rows) * width)
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         vectors = pool(hidden, mask, self.spec.pooling).float()
         if self.spec.normalize:
             vectors = F.normalize(vectors, p=2, dim=1)
         result: npt.NDArray[np.float32] = vectors.cpu().numpy()
         return result
+
+
+class TransformerEmbedder:
+    """The in-process embedder the pipeline and the gateway use when no embedder URL is set."""
+
+    def __init__(self, engine: EmbeddingEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def load(
+        cls,
+        spec: ModelSpec,
+        path: Path,
+        *,
+        device: str = "cpu",
+        precision: Precision = Precision.FLOAT32,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+    ) -> TransformerEmbedder:
+        return cls(
+            EmbeddingEngine.load(spec, path, device=device, precision=precision, max_batch_tokens=max_batch_tokens)
+        )
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.engine.spec
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.spec.name
+
+    @property
+    def dimension(self) -> int:
+        return self.engine.dimension
+
+    async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
+        return await asyncio.to_thread(self.engine.embed_sync, texts, kind)
+
+    def embed_sync(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
+        return self.engine.embed_sync(texts, kind)
+
+    async def aclose(self) -> None:
+        return None

@@ -25,6 +25,9 @@ class ModelSpec:
     document_instruction: str = ""
     padding_side: str = "right"
     """Last-token pooling needs left padding so the last position is a real token in every row."""
+    int8_modules: tuple[str, ...] = ()
+    """Linear layers (name regexes) that int8 dynamic quantization may touch without hurting quality;
+    chosen from the per-layer-group cosine table `make bench` prints."""
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -35,6 +38,9 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             dimension=384,
             pooling=Pooling.MEAN,
             max_seq_length=256,
+            # Measured (bench embedder section): attention projections keep cosine >= 0.99 to float32;
+            # the feed-forward layers drop it to 0.98 (input) and 0.91 (output), so they stay float32.
+            int8_modules=(r"attention\.self\.(query|key|value)$", r"attention\.output\.dense$"),
         ),
         ModelSpec(
             name="Qwen/Qwen3-Embedding-0.6B",
@@ -45,6 +51,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                 "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
             ),
             padding_side="left",
+            int8_modules=(r"self_attn\.(q|k|v|o)_proj$",),
         ),
     )
 }
@@ -55,6 +62,4 @@ def model_spec(name: str) -> ModelSpec:
         return MODEL_SPECS[name]
     except KeyError:
         known = ", ".join(sorted(MODEL_SPECS))
-        raise InvalidInputError(
-            f"unknown embedding model {name!r}; known models: {known}", field="model"
-        ) from None
+        raise InvalidInputError(f"unknown embedding model {name!r}; known models: {known}", field="model") from None

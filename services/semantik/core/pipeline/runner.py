@@ -101,14 +101,10 @@ class IndexRunner:
         self._group_files = group_files
         self._on_progress = on_progress
 
-    async def run(
-        self, target: IndexTarget, known: Mapping[str, KnownDocument], *, full: bool
-    ) -> IndexReport:
+    async def run(self, target: IndexTarget, known: Mapping[str, KnownDocument], *, full: bool) -> IndexReport:
         progress = Progress()
         await self._on_progress(progress)
-        scanned = await asyncio.to_thread(
-            scan, target.root, target.include, target.exclude, target.max_file_bytes
-        )
+        scanned = await asyncio.to_thread(scan, target.root, target.include, target.exclude, target.max_file_bytes)
         progress.phase = "planning"
         progress.files_total = len(scanned.files) + len(scanned.rejected)
         await self._on_progress(progress)
@@ -143,9 +139,7 @@ class IndexRunner:
         await self._on_progress(progress)
         still_failing = [
             FileFailure(path, known[path].error or "failed")
-            for path in sorted(
-                [h.file.relpath for h in plan.unchanged] + [r.relpath for r in plan.still_rejected]
-            )
+            for path in sorted([h.file.relpath for h in plan.unchanged] + [r.relpath for r in plan.still_rejected])
             if known[path].status == DocumentStatus.FAILED.value
         ]
         return IndexReport(replace(progress), failures, still_failing)
@@ -200,9 +194,7 @@ class IndexRunner:
             if item.failure is not None:
                 failures.append(FileFailure(file.relpath, item.failure))
                 # The points of the last good version stay searchable until a good version replaces them.
-                updates.append(
-                    DocumentUpdate(_failed_record(file, item.hashed.content_hash, item.failure, old_count))
-                )
+                updates.append(DocumentUpdate(_failed_record(file, item.hashed.content_hash, item.failure, old_count)))
                 continue
             points = [
                 ChunkPoint(
@@ -269,17 +261,14 @@ class IndexRunner:
         await self._on_progress(progress)
         return [FileFailure(r.relpath, r.reason) for r in plan.to_reject]
 
-    async def _remove(
-        self, target: IndexTarget, removed: Sequence[KnownDocument], progress: Progress
-    ) -> None:
+    async def _remove(self, target: IndexTarget, removed: Sequence[KnownDocument], progress: Progress) -> None:
         if not removed:
             return
         batch = IndexBatch(
             target.collection_id,
             target.qdrant_collection,
             removed=[
-                RemovedDocument(doc.path, point_ids(target.name, doc.path, range(doc.chunk_count)))
-                for doc in removed
+                RemovedDocument(doc.path, point_ids(target.name, doc.path, range(doc.chunk_count))) for doc in removed
             ],
         )
         await with_retries(lambda: self._sink.commit(batch), what="remove deleted documents")

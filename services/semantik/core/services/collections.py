@@ -153,9 +153,7 @@ async def delete_collection(app: Semantik, name: str) -> None:
     async with app.sessions() as session:
         active = await metadata.active_operation(session, row.id)
     if active is not None:
-        raise ConflictError(
-            f"collection {name!r} has a running operation {active.id}; wait for it or cancel it"
-        )
+        raise ConflictError(f"collection {name!r} has a running operation {active.id}; wait for it or cancel it")
     # Store first: a crash after it leaves a row whose delete can simply be retried.
     await app.store.drop_collection(row.qdrant_collection)
     async with app.sessions.begin() as session:
@@ -188,9 +186,7 @@ def _view(row: Collection, counts: metadata.CollectionCounts) -> CollectionView:
     )
 
 
-async def update_globs(
-    app: Semantik, name: str, include: list[str] | None, exclude: list[str] | None
-) -> None:
+async def update_globs(app: Semantik, name: str, include: list[str] | None, exclude: list[str] | None) -> None:
     for patterns, field in ((include, "include"), (exclude, "exclude")):
         if patterns is not None:
             try:

@@ -79,6 +79,4 @@ def _stale(last_used: datetime | None) -> bool:
 
 
 def _view(row: ApiKey) -> ApiKeyView:
-    return ApiKeyView(
-        row.id, row.name, row.prefix, row.created_at, row.last_used_at, row.revoked_at is not None
-    )
+    return ApiKeyView(row.id, row.name, row.prefix, row.created_at, row.last_used_at, row.revoked_at is not None)

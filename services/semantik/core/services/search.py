@@ -118,9 +118,7 @@ def query_terms(query: str) -> list[str]:
 def make_snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """A window of the chunk centred on the densest run of query words, with their spans marked."""
     terms = query_terms(query)
-    pattern = (
-        re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE) if terms else None
-    )
+    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE) if terms else None
     matches = list(pattern.finditer(text)) if pattern else []
     if len(text) <= width:
         start = 0

@@ -90,9 +90,7 @@ async def list_documents(
     return (await session.scalars(query.order_by(Document.path).limit(limit).offset(offset))).all()
 
 
-async def save_documents(
-    session: AsyncSession, collection_id: int, records: Sequence[DocumentRecord]
-) -> None:
+async def save_documents(session: AsyncSession, collection_id: int, records: Sequence[DocumentRecord]) -> None:
     """Insert or update rows by (collection, path); the caller commits."""
     if not records:
         return
@@ -131,9 +129,7 @@ async def delete_documents(session: AsyncSession, collection_id: int, paths: Seq
 
 async def active_operation(session: AsyncSession, collection_id: int) -> Operation | None:
     result = await session.scalars(
-        select(Operation).where(
-            Operation.collection_id == collection_id, Operation.status.in_(ACTIVE_STATUSES)
-        )
+        select(Operation).where(Operation.collection_id == collection_id, Operation.status.in_(ACTIVE_STATUSES))
     )
     return result.first()
 
@@ -156,6 +152,4 @@ async def fail_interrupted_operations(session: AsyncSession, reason: str) -> int
 
 
 async def mark_indexed(session: AsyncSession, collection_id: int, when: datetime) -> None:
-    await session.execute(
-        update(Collection).where(Collection.id == collection_id).values(last_indexed_at=when)
-    )
+    await session.execute(update(Collection).where(Collection.id == collection_id).values(last_indexed_at=when))

@@ -81,6 +81,9 @@ def build_filter(search_filter: SearchFilter) -> models.Filter | None:
     return models.Filter(must=must) if must else None
 
 
+MAX_OVERSAMPLE = 10_000
+
+
 def collapse_by_path(points: Sequence[models.ScoredPoint], per_path: int) -> list[models.ScoredPoint]:
     """Keep, in score order, at most `per_path` points of each file."""
     seen: dict[str, int] = {}
@@ -142,8 +145,7 @@ class VectorStore:
         await self._client.upsert(
             name,
             points=[
-                models.PointStruct(id=point.id, vector=list(point.vector), payload=point.payload())
-                for point in points
+                models.PointStruct(id=point.id, vector=list(point.vector), payload=point.payload()) for point in points
             ],
             wait=True,
         )

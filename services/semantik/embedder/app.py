@@ -1,0 +1,157 @@
+"""The embedder service: POST /embed with dynamic batching, /models, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from semantik import __version__
+from semantik.core.embedding import TextKind
+from semantik.core.errors import InvalidInputError, SemantikError
+from semantik.embedder import metrics
+from semantik.embedder.batcher import DynamicBatcher, QueueFullError
+from semantik.embedder.engine import EmbeddingEngine
+from semantik.embedder.settings import EmbedderSettings
+from semantik.embedder.specs import model_spec
+from semantik.gateway.errors import error_body, install_error_handlers
+
+EngineFactory = Callable[[EmbedderSettings], EmbeddingEngine]
+
+
+class EmbedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, description="Texts to embed, in order.")
+    kind: TextKind = Field(default=TextKind.DOCUMENT, description="`query` gets the model's instruction.")
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="base64: each vector as little-endian float32 bytes, base64-encoded."
+    )
+
+
+class ModelInfo(BaseModel):
+    model: str
+    dimension: int
+    dtype: str
+    device: str
+    max_sequence_length: int
+    pooling: str
+    normalized: bool
+    max_batch_tokens: int
+
+
+def default_engine(settings: EmbedderSettings) -> EmbeddingEngine:
+    return EmbeddingEngine.load(
+        model_spec(settings.model_name),
+        settings.resolved_model_path,
+        device=settings.device,
+        precision=settings.dtype,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_size=settings.max_batch_size,
+    )
+
+
+def create_embedder_app(
+    settings: EmbedderSettings | None = None, *, engine_factory: EngineFactory = default_engine
+) -> FastAPI:
+    settings = settings or EmbedderSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ready = False
+        engine = await asyncio.to_thread(engine_factory, settings)
+        # A warm-up pass allocates the buffers and picks the kernels before the first real request.
+        await asyncio.to_thread(engine.embed_sync, ["warm-up"] * 4, TextKind.DOCUMENT)
+        batcher = DynamicBatcher(engine, max_queue_texts=settings.max_queue_texts)
+        batcher.start()
+        app.state.engine, app.state.batcher, app.state.ready = engine, batcher, True
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="Semantik embedder", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.exception_handler(QueueFullError)
+    async def overloaded(_: Request, exc: QueueFullError) -> JSONResponse:
+        metrics.ERRORS.labels("overloaded").inc()
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=503, headers={"Retry-After": str(exc.retry_after)}
+        )
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path == "/embed":
+            metrics.REQUESTS.labels(str(response.status_code)).inc()
+            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+        return response
+
+    @app.post("/embed", summary="Embed texts; requests arriving together share forward passes")
+    async def embed(body: EmbedIn, request: Request) -> Response:
+        if len(body.texts) > settings.max_request_texts:
+            raise InvalidInputError(f"at most {settings.max_request_texts} texts per request", field="texts")
+        engine: EmbeddingEngine = request.app.state.engine
+        batcher: DynamicBatcher = request.app.state.batcher
+        ids = await asyncio.to_thread(engine.tokenize, body.texts, body.kind)
+        try:
+            vectors = await batcher.embed(ids)
+        except SemantikError as exc:
+            metrics.ERRORS.labels(exc.code).inc()
+            raise
+        tokens = sum(len(row) for row in ids)
+        metrics.TEXTS.inc(len(ids))
+        metrics.TOKENS.inc(tokens)
+        payload: dict[str, Any] = {
+            "model": engine.spec.name,
+            "dimension": engine.dimension,
+            "tokens": tokens,
+            "encoding_format": body.encoding_format,
+        }
+        if body.encoding_format == "base64":
+            payload["vectors"] = [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in vectors]
+        else:
+            payload["vectors"] = vectors.tolist()
+        # Serialised here: FastAPI's generic encoder walks every float and is several times slower.
+        return Response(json.dumps(payload), media_type="application/json")
+
+    @app.get("/models", response_model=ModelInfo)
+    async def models(request: Request) -> ModelInfo:
+        engine: EmbeddingEngine = request.app.state.engine
+        return ModelInfo(
+            model=engine.spec.name,
+            dimension=engine.dimension,
+            dtype=engine.precision.value,
+            device=engine.device.type,
+            max_sequence_length=engine.spec.max_seq_length,
+            pooling=engine.spec.pooling.value,
+            normalized=engine.spec.normalize,
+            max_batch_tokens=engine.max_batch_tokens,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        if getattr(request.app.state, "ready", False):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(error_body("not_ready", "the model is loading"), status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
