@@ -276,9 +276,7 @@ def test_utf8_text_with_accents() -> None:
 @pytest.mark.parametrize(
     ("source", "encoding"),
     [
-        pytest.param(
-            "Café crème brûlée, naïve façade. Ça coûte très cher à Noël.\n", "latin-1", id="latin-1"
-        ),
+        pytest.param("Café crème brûlée, naïve façade. Ça coûte très cher à Noël.\n", "latin-1", id="latin-1"),
         pytest.param("Größe: 12 Grad\n", "latin-1", id="short-latin-1"),
         pytest.param("He said “hello” — it’s €5.\n", "cp1252", id="windows-1252"),
         pytest.param(
@@ -339,12 +337,8 @@ def test_line_endings_are_normalised() -> None:
             "unsupported binary format (PNG image)",
             id="png",
         ),
-        pytest.param(
-            b"\x7fELF\x02\x01\x01\x00" + bytes(56), "unsupported binary format (ELF executable)", id="elf"
-        ),
-        pytest.param(
-            b"SQLite format 3\x00" + bytes(84), "unsupported binary format (SQLite database)", id="sqlite"
-        ),
+        pytest.param(b"\x7fELF\x02\x01\x01\x00" + bytes(56), "unsupported binary format (ELF executable)", id="elf"),
+        pytest.param(b"SQLite format 3\x00" + bytes(84), "unsupported binary format (SQLite database)", id="sqlite"),
         pytest.param(b"\x1f\x8b\x08\x00" + bytes(20), "unsupported binary format (gzip archive)", id="gzip"),
         pytest.param(b"text then a NUL \x00 byte", "binary file (not text)", id="nul-byte"),
     ],

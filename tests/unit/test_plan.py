@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semantik.core.pipeline.scan import RejectedFile, ScannedFile
-
 from semantik.core.pipeline.plan import HashedFile, KnownDocument, plan_index
+from semantik.core.pipeline.scan import RejectedFile, ScannedFile
 
 
 def hashed(path: str, digest: str) -> HashedFile:
@@ -54,9 +53,7 @@ def test_rejections_are_recorded_once_until_their_reason_changes() -> None:
     big = RejectedFile("big.bin", "larger than the limit")
     first = plan_index([], [big], {})
     assert first.to_reject == [big]
-    again = plan_index(
-        [], [big], {"big.bin": known("big.bin", None, status="failed", error="larger than the limit")}
-    )
+    again = plan_index([], [big], {"big.bin": known("big.bin", None, status="failed", error="larger than the limit")})
     assert again.to_reject == [] and again.still_rejected == [big]
     assert again.removed == []
     changed = RejectedFile("big.bin", "permission denied")

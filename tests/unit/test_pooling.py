@@ -29,6 +29,4 @@ def test_last_token_pooling_with_right_padding_takes_each_rows_last_real_token()
 
 def test_last_token_pooling_with_left_padding_takes_the_last_column() -> None:
     left_padded = torch.tensor([[0, 1, 1], [1, 1, 1]])
-    assert torch.equal(
-        pool(HIDDEN, left_padded, Pooling.LAST_TOKEN), torch.tensor([[100.0, 100.0], [6.0, 4.0]])
-    )
+    assert torch.equal(pool(HIDDEN, left_padded, Pooling.LAST_TOKEN), torch.tensor([[100.0, 100.0], [6.0, 4.0]]))

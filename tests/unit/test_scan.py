@@ -68,9 +68,7 @@ def test_scanned_file_carries_absolute_path_size_and_mtime_from_stat(root: Path)
     [file] = scan(root, ["docs/guide.md"]).files
 
     info = (root / "docs/guide.md").stat()
-    assert file == ScannedFile(
-        "docs/guide.md", root.resolve() / "docs/guide.md", info.st_size, 1_700_000_000.25
-    )
+    assert file == ScannedFile("docs/guide.md", root.resolve() / "docs/guide.md", info.st_size, 1_700_000_000.25)
     assert file.path.is_absolute()
     assert file.size == len("content of docs/guide.md\n")
 
@@ -220,9 +218,7 @@ def test_unreadable_subfolder_is_rejected_unless_excluded(tmp_path: Path) -> Non
     (tmp_path / "closed/a.md").write_text("x")
     (tmp_path / "closed").chmod(0)
     try:
-        assert scan(tmp_path).rejected == [
-            RejectedFile("closed", "cannot list the folder: Permission denied")
-        ]
+        assert scan(tmp_path).rejected == [RejectedFile("closed", "cannot list the folder: Permission denied")]
         assert scan(tmp_path, exclude=["closed/**"]).rejected == []
     finally:
         (tmp_path / "closed").chmod(0o755)

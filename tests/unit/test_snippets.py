@@ -9,11 +9,7 @@ def test_query_terms_drop_stopwords_and_short_words() -> None:
 
 
 def test_snippet_centres_on_the_query_words_and_marks_them() -> None:
-    text = (
-        ("filler words here. " * 40)
-        + "You must include a readable copy of the NOTICE file. "
-        + ("more text. " * 40)
-    )
+    text = ("filler words here. " * 40) + "You must include a readable copy of the NOTICE file. " + ("more text. " * 40)
     snippet, spans = make_snippet(text, "NOTICE file", width=200)
     assert "NOTICE file" in snippet
     assert snippet.startswith("…") and snippet.endswith("…")

@@ -48,9 +48,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.include_router(router, dependencies=protected)
 
     @app.middleware("http")
-    async def record_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def record_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = _route_template(request)

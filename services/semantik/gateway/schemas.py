@@ -33,9 +33,7 @@ class CollectionList(BaseModel):
 class SearchFilterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path_prefix: str | None = Field(
-        default=None, max_length=4096, description="Only files under this folder."
-    )
+    path_prefix: str | None = Field(default=None, max_length=4096, description="Only files under this folder.")
     extensions: list[str] = Field(default_factory=list, max_length=50, description='e.g. ["md", "pdf"].')
 
 
@@ -73,9 +71,7 @@ class SearchOut(BaseModel):
 class IndexIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(
-        default=None, description="Folder on the server; default: the collection's source."
-    )
+    path: str | None = Field(default=None, description="Folder on the server; default: the collection's source.")
     full: bool = Field(default=False, description="Re-index every file, changed or not.")
 
 

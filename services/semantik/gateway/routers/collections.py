@@ -21,9 +21,7 @@ def collection_out(view: CollectionView) -> CollectionOut:
 
 @router.get("", response_model=CollectionList)
 async def list_collections(semantik: SemantikDep) -> CollectionList:
-    return CollectionList(
-        items=[collection_out(view) for view in await collections.list_collections(semantik)]
-    )
+    return CollectionList(items=[collection_out(view) for view in await collections.list_collections(semantik)])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut)
@@ -52,9 +50,7 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    documents = await collections.list_documents(
-        semantik, name, status=status_filter, limit=limit, offset=offset
-    )
+    documents = await collections.list_documents(semantik, name, status=status_filter, limit=limit, offset=offset)
     items = [
         DocumentOut(
             path=doc.path,
