@@ -57,6 +57,7 @@ def default_engine(settings: EmbedderSettings) -> EmbeddingEngine:
         precision=settings.dtype,
         max_batch_tokens=settings.max_batch_tokens,
         max_batch_size=settings.max_batch_size,
+        setting="SEMANTIK_EMBEDDER_MODEL_PATH",
     )
 
 

@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.errors import SemantikError
-from semantik.embedder.loading import load_model, load_tokenizer
+from semantik.embedder.loading import MODEL_PATH_SETTING, load_model, load_tokenizer
 from semantik.embedder.pooling import pool
 from semantik.embedder.precision import Precision, prepare_model
 from semantik.embedder.specs import ModelSpec
@@ -98,11 +98,13 @@ class EmbeddingEngine:
         precision: Precision = Precision.FLOAT32,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        setting: str = MODEL_PATH_SETTING,
     ) -> EmbeddingEngine:
+        """Load from a local directory; `setting` is what an error tells the user to fix."""
         return cls(
             spec,
-            load_model(path),
-            load_tokenizer(path),
+            load_model(path, setting),
+            load_tokenizer(path, setting),
             device=device,
             precision=precision,
             max_batch_tokens=max_batch_tokens,
