@@ -8,9 +8,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import indexing
+from bench import embedder, indexing
 
-SECTIONS = {"indexing": indexing.main}
+SECTIONS = {"embedder": embedder.main, "indexing": indexing.main}
 
 
 def main() -> None:

@@ -398,7 +398,7 @@ def embedder(
     from semantik.embedder.app import create_embedder_app
     from semantik.embedder.settings import EmbedderSettings
 
-    given = {
+    given: dict[str, Any] = {
         "host": host,
         "port": port,
         "model_path": model,

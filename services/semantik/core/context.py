@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from semantik.core.db.engine import create_engine, migrate, session_factory
 from semantik.core.embedding import Embedder
-from semantik.core.pipeline.tokens import HFTextTokenizer, TextTokenizer
+from semantik.core.pipeline.tokens import TextTokenizer, load_tokenizer
 from semantik.core.settings import Settings
 from semantik.core.store import metadata
 from semantik.core.store.vectors import VectorStore
@@ -45,10 +45,8 @@ class Semantik:
     async def tokenizer(self) -> TextTokenizer:
         async with self._load_lock:
             if self._tokenizer is None:
-                from semantik.embedder.loading import load_tokenizer
-
                 path = self.settings.resolved_model_path
-                self._tokenizer = HFTextTokenizer(await asyncio.to_thread(load_tokenizer, path))
+                self._tokenizer = await asyncio.to_thread(load_tokenizer, path)
             return self._tokenizer
 
     def _load_embedder(self) -> Embedder:

@@ -67,8 +67,11 @@ class Settings(BaseSettings):
     dtype: Precision = Field(
         default=Precision.FLOAT32, description="In-process precision: float32, float16, bfloat16 or int8."
     )
-    embed_batch_tokens: int = Field(
-        default=16384, ge=256, le=1_048_576, description="Token budget of one forward pass (texts x longest)."
+    embed_batch_tokens: int | None = Field(
+        default=None,
+        ge=256,
+        le=1_048_576,
+        description="Token budget of one forward pass (texts x longest); default: measured per device and dtype.",
     )
     max_file_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1, description="Files larger than this are recorded as failed."

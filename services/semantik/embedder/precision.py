@@ -60,5 +60,7 @@ def quantize_int8(model: nn.Module, module_patterns: Sequence[str]) -> nn.Module
         # torch.ao's eager quantization warns that it will move to torchao; it is what ships with torch.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        quantized: nn.Module = torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8)
+        quantized: nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, names, dtype=torch.qint8
+        )
     return quantized

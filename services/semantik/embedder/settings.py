@@ -22,7 +22,9 @@ class EmbedderSettings(BaseSettings):
     device: str = Field(default="cpu", description="cpu or cuda.")
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8000, ge=1, le=65535)
-    max_batch_tokens: int = Field(default=16384, ge=256, description="Padded tokens in one forward pass.")
+    max_batch_tokens: int | None = Field(
+        default=None, ge=256, description="Padded tokens in one forward pass; default: measured per device/dtype."
+    )
     max_batch_size: int = Field(default=256, ge=1, description="Texts in one forward pass.")
     max_queue_texts: int = Field(default=8192, ge=1, description="Texts waiting; beyond it: 503.")
     max_request_texts: int = Field(default=2048, ge=1, description="Texts in one request.")

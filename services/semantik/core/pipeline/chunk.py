@@ -1,32 +1,43 @@
 """Chunkers: pure functions from text to chunks whose sizes are counted in the model's own tokens.
 
-The text is tokenized once; every boundary is chosen in token space, at the start of a word, and a
-chunk's text is the slice of the source between its first and last token, so it maps back exactly.
+The text is tokenized once and every boundary is chosen in token space, at the start of a word. A
+chunk's text is the slice of the source from its first token's start to its last token's end, so it
+maps back exactly, and it re-tokenizes to the same tokens: WordPiece encodes each pre-tokenized word on
+its own, and a prefix of a word keeps that word's first pieces. Only a single word longer than a chunk
+is cut inside, and a piece starting inside a word is re-tokenized to check its size, since its first
+pieces change.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress, pairwise
 
 from semantik.core.pipeline.tokens import TextTokenizer, TokenSpans
 
 MIN_CHUNK_SIZE = 16
 MAX_CHUNK_SIZE = 8192
 
-# Separator hierarchy of the recursive strategy, coarsest first: a piece that is still too large is
-# split at the next level. Each pattern marks where a new piece may begin (its match end).
+# Separator hierarchy of the recursive strategy, coarsest first: a piece still too large is split at the
+# next level. A piece may begin at the token holding the first character after a match (a byte-level BPE
+# such as Qwen's glues the space before a word to it). Then come all word starts, then anywhere.
 _SEPARATORS = (
-    re.compile(r"\n[ \t]*\n\s*"),  # paragraphs
+    re.compile(r"\n\s*\n\s*"),  # paragraphs: a blank line
     re.compile(r"\n\s*"),  # lines
-    re.compile(r"(?<=[.!?;:])\s+"),  # sentences
-    re.compile(r"\s+"),  # words
+    re.compile(r"[.?!]\s+"),  # sentences
+    re.compile(r"\s+"),  # spaces
 )
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_WORD_LEVEL = len(_SEPARATORS)
+
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
+
+_Span = tuple[int, int]
+"""Tokens [begin, end) of the document."""
 
 
 class ChunkStrategy(StrEnum):
@@ -42,173 +53,219 @@ class ChunkingConfig:
     chunk_overlap: int = 32
 
     def __post_init__(self) -> None:
+        try:
+            # Settings files and CRDs carry a plain string; a typo must fail here, not pick a strategy.
+            object.__setattr__(self, "strategy", ChunkStrategy(self.strategy))
+        except ValueError:
+            choices = ", ".join(ChunkStrategy)
+            raise ValueError(f"strategy must be one of {choices}, got {self.strategy!r}") from None
         if not MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE:
-            raise ValueError(f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} tokens")
+            raise ValueError(
+                f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} tokens, got {self.chunk_size}"
+            )
         if self.chunk_overlap < 0:
-            raise ValueError("chunk_overlap must not be negative")
+            raise ValueError(f"chunk_overlap must not be negative, got {self.chunk_overlap}")
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError("chunk_overlap must be smaller than chunk_size")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
     index: int
+    """0-based position within the document."""
     text: str
     start: int
+    """Character offsets into the source: source[start:end] == text."""
     end: int
     token_count: int
     heading: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Range:
-    """Tokens [begin, end) of the document."""
-
-    begin: int
-    end: int
-
-    def __len__(self) -> int:
-        return self.end - self.begin
-
-
-class _Document:
-    """The text with its token spans and, per separator level, the tokens a piece may begin at."""
-
-    def __init__(self, text: str, spans: TokenSpans) -> None:
-        self.text = text
-        self.spans = spans
-        self.token_starts = [start for start, _ in spans.offsets]
-        self._boundaries: dict[int, list[int]] = {}
-
-    def boundaries(self, level: int) -> list[int]:
-        if level not in self._boundaries:
-            found = {
-                bisect.bisect_left(self.token_starts, match.end())
-                for match in _SEPARATORS[level].finditer(self.text)
-            }
-            self._boundaries[level] = sorted(i for i in found if 0 < i < len(self.token_starts))
-        return self._boundaries[level]
-
-    def token_at_char(self, char: int) -> int:
-        return bisect.bisect_left(self.token_starts, char)
-
-    def chunk(self, index: int, tokens: _Range, heading: str | None) -> Chunk:
-        start = self.spans.offsets[tokens.begin][0]
-        end = self.spans.offsets[tokens.end - 1][1]
-        return Chunk(index, self.text[start:end], start, end, len(tokens), heading)
+    """Markdown only: the trail of enclosing headings, such as "Install > Linux"."""
 
 
 def chunk_text(text: str, config: ChunkingConfig, tokenizer: TextTokenizer) -> list[Chunk]:
     spans = tokenizer.spans(text)
     if len(spans) == 0:
         return []
-    document = _Document(text, spans)
-    whole = _Range(0, len(spans))
-    if config.strategy is ChunkStrategy.FIXED:
-        ranges = [(r, None) for r in _fixed(document, whole, config.chunk_size, config.chunk_overlap)]
-    elif config.strategy is ChunkStrategy.RECURSIVE:
-        ranges = [(r, None) for r in _recursive(document, whole, config)]
+    document = _Document(text, spans, tokenizer)
+    size, overlap = config.chunk_size, config.chunk_overlap
+    if config.strategy == ChunkStrategy.MARKDOWN:
+        sections = _markdown_sections(document)
     else:
-        ranges = [
-            (r, heading)
-            for section, heading in _markdown_sections(document)
-            for r in _recursive(document, section, config)
-        ]
-    return [document.chunk(index, tokens, heading) for index, (tokens, heading) in enumerate(ranges)]
+        sections = [((0, len(document)), None)]
+    chunks: list[tuple[_Span, str | None]] = []
+    for section, heading in sections:
+        if config.strategy == ChunkStrategy.FIXED:
+            ranges = _fixed(document, section, size, overlap)
+        else:
+            ranges = _recursive(document, section, size, overlap)
+        chunks += [(tokens, heading) for tokens in ranges]
+    return [document.chunk(index, tokens, heading) for index, (tokens, heading) in enumerate(chunks)]
 
 
-def _fixed(document: _Document, whole: _Range, size: int, overlap: int) -> list[_Range]:
-    word_starts = document.spans.word_starts
-    ranges: list[_Range] = []
-    begin = whole.begin
-    while begin < whole.end:
-        end = min(begin + size, whole.end)
-        if end < whole.end:
-            # End where the next word starts, unless one word fills the whole window.
-            end = next((i for i in range(end, begin, -1) if word_starts[i]), end)
-        ranges.append(_Range(begin, end))
-        if end >= whole.end:
-            break
-        first = max(end - overlap, begin + 1)
-        begin = next((i for i in range(first, end) if word_starts[i]), end)
-    return ranges
+class _Document:
+    """The text with its tokens, and per separator level the tokens a piece may begin at (found lazily)."""
+
+    def __init__(self, text: str, spans: TokenSpans, tokenizer: TextTokenizer) -> None:
+        self.text = text
+        self.offsets = spans.offsets
+        self.word_starts = spans.word_starts
+        self.token_ends = [end for _, end in spans.offsets]
+        self._tokenizer = tokenizer
+        self._word_start_tokens = list(compress(range(len(spans)), spans.word_starts))
+        self._level_starts: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def piece_starts(self, level: int) -> list[int]:
+        """Sorted tokens where a piece may begin at this level of the separator hierarchy."""
+        if level == _WORD_LEVEL:
+            return self._word_start_tokens
+        if level not in self._level_starts:
+            found = {self.token_at(match.end()) for match in _SEPARATORS[level].finditer(self.text)}
+            self._level_starts[level] = sorted(t for t in found if t < len(self) and self.word_starts[t])
+        return self._level_starts[level]
+
+    def token_at(self, char: int) -> int:
+        """The token holding this character or, where no token does (whitespace), the next one."""
+        return bisect.bisect_right(self.token_ends, char)
+
+    def last_word_start(self, after: int, until: int) -> int | None:
+        """The last word start in (after, until]."""
+        i = bisect.bisect_right(self._word_start_tokens, until) - 1
+        return self._word_start_tokens[i] if i >= 0 and self._word_start_tokens[i] > after else None
+
+    def first_word_start(self, since: int, before: int) -> int | None:
+        """The first word start in [since, before)."""
+        i = bisect.bisect_left(self._word_start_tokens, since)
+        found = i < len(self._word_start_tokens) and self._word_start_tokens[i] < before
+        return self._word_start_tokens[i] if found else None
+
+    def fit(self, begin: int, end: int, size: int) -> int:
+        """An end <= `end` at which tokens [begin, end), starting inside a word, re-tokenize on their own to
+        at most `size` tokens (one token is taken as fitting, for progress). Only an overlong word gets
+        here, so re-tokenizing is rare."""
+        while end - begin > 1:
+            text = self.text[self.offsets[begin][0] : self.offsets[end - 1][1]]
+            excess = self._tokenizer.count(text) - size
+            if excess <= 0:
+                break
+            end = max(begin + 1, end - excess)
+        return end
+
+    def chunk(self, index: int, tokens: _Span, heading: str | None) -> Chunk:
+        begin, end = tokens
+        start, stop = self.offsets[begin][0], self.offsets[end - 1][1]
+        return Chunk(index, self.text[start:stop], start, stop, end - begin, heading)
 
 
-def _recursive(document: _Document, section: _Range, config: ChunkingConfig) -> list[_Range]:
-    pieces = _split(document, section, 0, config.chunk_size)
-    return _merge(pieces, config.chunk_size, config.chunk_overlap)
+def _fixed(document: _Document, section: _Span, size: int, overlap: int) -> list[_Span]:
+    """Windows of at most `size` tokens, ending where a word starts; each next one starts at a word start
+    at most `overlap` tokens before the previous end, or at that end when no such word start will do."""
+    begin, section_end = section
+    windows: list[_Span] = []
+    while True:
+        end = min(begin + size, section_end)
+        word_end = document.last_word_start(begin, end) if end < section_end else None
+        if word_end is not None:
+            end = word_end
+        if not document.word_starts[begin]:
+            end = document.fit(begin, end, size)
+        windows.append((begin, end))
+        if end == section_end:
+            return windows
+        following_word = document.first_word_start(end + 1, section_end)
+        reach = section_end if following_word is None else following_word
+        # Late enough that the next window reaches a word start past this end, or it would end here too.
+        since = max(end - overlap, begin + 1, reach - size)
+        next_begin = document.first_word_start(since, end)
+        begin = end if next_begin is None else next_begin
 
 
-def _split(document: _Document, tokens: _Range, level: int, size: int) -> list[_Range]:
-    if len(tokens) <= size:
-        return [tokens]
-    if level == len(_SEPARATORS):
-        return _fixed(document, tokens, size, 0)
-    boundaries = document.boundaries(level)
-    lo = bisect.bisect_right(boundaries, tokens.begin)
-    hi = bisect.bisect_left(boundaries, tokens.end)
-    cuts = [tokens.begin, *boundaries[lo:hi], tokens.end]
-    if len(cuts) == 2:
-        return _split(document, tokens, level + 1, size)
-    pieces: list[_Range] = []
-    for begin, end in zip(cuts, cuts[1:], strict=False):
-        pieces += _split(document, _Range(begin, end), level + 1, size)
-    return pieces
+def _recursive(document: _Document, section: _Span, size: int, overlap: int) -> list[_Span]:
+    cuts = [*_piece_starts(document, section, 0, size), section[1]]
+    return _merge(document, cuts, size, overlap)
 
 
-def _merge(pieces: Sequence[_Range], size: int, overlap: int) -> list[_Range]:
-    """Greedy merge of contiguous pieces into chunks, each next chunk starting with trailing pieces of
-    the previous one that add up to at most `overlap` tokens."""
-    ranges: list[_Range] = []
+def _piece_starts(document: _Document, tokens: _Span, level: int, size: int) -> Iterator[int]:
+    """Where the pieces of `tokens` begin, splitting at ever finer separators until no piece has more
+    than `size` tokens."""
+    begin, end = tokens
+    if end - begin <= size:
+        yield begin
+    elif level > _WORD_LEVEL:
+        # One word longer than a chunk: the only place a cut falls inside a word.
+        yield from (first for first, _ in _fixed(document, tokens, size, 0))
+    else:
+        starts = document.piece_starts(level)
+        inner = starts[bisect.bisect_right(starts, begin) : bisect.bisect_left(starts, end)]
+        for piece in pairwise([begin, *inner, end]):
+            yield from _piece_starts(document, piece, level + 1, size)
+
+
+def _merge(document: _Document, cuts: list[int], size: int, overlap: int) -> list[_Span]:
+    """Greedy merge of consecutive pieces (piece i is tokens cuts[i] to cuts[i + 1]) into chunks of at most
+    `size` tokens, each next chunk starting with trailing pieces of the previous one that add up to at
+    most `overlap` tokens.
+
+    A piece that starts inside a word (only an overlong word has them) stays a chunk of its own: it was cut
+    to re-tokenize within `size` by itself, and the word pieces it turns into may outnumber its tokens.
+    """
+    pieces = len(cuts) - 1
+    chunks: list[_Span] = []
     first = 0
-    while first < len(pieces):
+    while True:
         last = first
-        while last + 1 < len(pieces) and pieces[last + 1].end - pieces[first].begin <= size:
-            last += 1
-        ranges.append(_Range(pieces[first].begin, pieces[last].end))
+        if document.word_starts[cuts[first]]:
+            while last + 1 < pieces and cuts[last + 2] - cuts[first] <= size:
+                last += 1
+        chunks.append((cuts[first], cuts[last + 1]))
         following = last + 1
-        if following == len(pieces):
-            break
+        if following == pieces:
+            return chunks
         start = following
         while (
             start - 1 > first
-            and pieces[last].end - pieces[start - 1].begin <= overlap
-            and pieces[following].end - pieces[start - 1].begin <= size
+            and cuts[following] - cuts[start - 1] <= overlap
+            and cuts[following + 1] - cuts[start - 1] <= size
         ):
             start -= 1
         first = start
-    return ranges
 
 
-def _markdown_sections(document: _Document) -> list[tuple[_Range, str | None]]:
-    """Sections start at ATX headings outside fenced code; each carries its heading trail."""
-    heading_starts: list[tuple[int, int, str]] = []
+def _markdown_sections(document: _Document) -> list[tuple[_Span, str | None]]:
+    """The document cut at each ATX heading, with the trail of headings each section lies under."""
+    sections: list[tuple[_Span, str | None]] = []
+    trail: list[tuple[int, str]] = []
+    begin, heading = 0, None
+    for position, level, title in _atx_headings(document.text):
+        token = document.token_at(position)
+        if token > begin:
+            sections.append(((begin, token), heading))
+        trail = [*(entry for entry in trail if entry[0] < level), (level, title)]
+        begin, heading = token, " > ".join(title for _, title in trail if title) or None
+    sections.append(((begin, len(document)), heading))
+    return sections
+
+
+def _atx_headings(text: str) -> Iterator[tuple[int, int, str]]:
+    """(character position, level, title) of each ATX heading line outside fenced code blocks."""
     fence: str | None = None
     position = 0
-    for line in document.text.splitlines(keepends=True):
+    for line in text.split("\n"):
         fence_match = _FENCE.match(line)
-        if fence_match:
-            marker = fence_match.group(1)
-            if fence is None:
-                fence = marker[0] * 3
-            elif marker.startswith(fence):
+        if fence is not None:
+            if fence_match and _closes(fence, fence_match):
                 fence = None
-        elif fence is None:
-            heading = _HEADING.match(line.rstrip("\n"))
-            if heading:
-                heading_starts.append((position, len(heading.group(1)), (heading.group(2) or "").strip()))
-        position += len(line)
+        elif fence_match and not (fence_match[1][0] == "`" and "`" in fence_match[2]):
+            fence = fence_match[1]
+        elif heading := _HEADING.fullmatch(line.rstrip()):
+            yield position, len(heading[1]), (heading[2] or "").strip()
+        position += len(line) + 1
 
-    sections: list[tuple[_Range, str | None]] = []
-    trail: list[tuple[int, str]] = []
-    begin, current = 0, None
-    for char, level, title in heading_starts:
-        token = document.token_at_char(char)
-        if token > begin:
-            sections.append((_Range(begin, token), current))
-        trail = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
-        begin, current = token, " > ".join(t for _, t in trail if t) or None
-    end = len(document.token_starts)
-    if end > begin:
-        sections.append((_Range(begin, end), current))
-    return sections
+
+def _closes(fence: str, line: re.Match[str]) -> bool:
+    marker, rest = line[1], line[2]
+    return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
