@@ -89,6 +89,13 @@ kill9() {
   p="$(pid)"
   kill -9 "$p"
   wait_gone "$p" || die "redis $p outlived SIGKILL"
+  # The process is gone once its listening socket is: wait for that too, so a caller that connects
+  # right after kill9 is refused rather than accepted and then reset.
+  local tries=0
+  while redis-cli -p "$(cat "$dir/port")" ping >/dev/null 2>&1; do
+    ((tries++ < 200)) || die "redis port still answers after SIGKILL"
+    sleep 0.05
+  done
 }
 
 case "$command" in

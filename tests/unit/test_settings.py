@@ -7,13 +7,16 @@ import pytest
 from pydantic import ValidationError
 
 from semantik.core.settings import Settings, is_loopback
+from semantik.embedder.settings import EmbedderSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_every_setting_is_documented_in_the_readme_table() -> None:
+def test_every_setting_is_documented_in_the_readme_tables() -> None:
     documented = set(re.findall(r"^\| `SEMANTIK_([A-Z_]+)` \|", README.read_text(), flags=re.MULTILINE))
-    assert documented == {name.upper() for name in Settings.model_fields}
+    gateway = {name.upper() for name in Settings.model_fields}
+    embedder = {f"EMBEDDER_{name.upper()}" for name in EmbedderSettings.model_fields}
+    assert documented == gateway | embedder
 
 
 def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
