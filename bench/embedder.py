@@ -133,9 +133,16 @@ async def main() -> None:
     )
     try:
         texts = sets["mixed 10-512"]
+        # Best of three for both sides, alternated, so a noisy moment does not decide the ratio.
+        engine = EmbeddingEngine(SPEC, model, tokenizer)
         await through_http(f"http://127.0.0.1:{port}", texts)  # warm-up
-        _, seconds = await through_http(f"http://127.0.0.1:{port}", texts)
-        in_process = throughput[("mixed 10-512", "float32")]
+        local_runs, http_runs = [], []
+        for _ in range(3):
+            local_runs.append(timed(partial(embed_vectors, engine, texts))[1])
+            http_runs.append((await through_http(f"http://127.0.0.1:{port}", texts))[1])
+        seconds = min(http_runs)
+        in_process = len(texts) / min(local_runs)
+        print(f"{'semantik float32 in-process (best of 3)':<46} {in_process:7.1f} texts/s")
         print(
             f"{'semantik float32 over HTTP (8 clients)':<46} {len(texts) / seconds:7.1f} texts/s   "
             f"{len(texts) / seconds / in_process:.0%} of in-process"

@@ -23,6 +23,10 @@ from semantik.embedder.engine import EmbeddingEngine, TextTooLargeError
 log = logging.getLogger(__name__)
 
 
+TAKE_MIN_TOKENS = 65536
+IDLE_GATHER_SECONDS = 0.003
+
+
 class QueueFullError(SemantikError):
     code = "overloaded"
     status = 503
@@ -81,14 +85,17 @@ class DynamicBatcher:
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
+            # Coming out of idle, give requests sent together a moment to arrive and share passes.
+            await asyncio.sleep(IDLE_GATHER_SECONDS)
             self._wakeup.clear()
             while self._waiting:
                 taken, self._waiting = self._take(self._waiting)
                 await self._run(taken)
 
     def _take(self, waiting: list[_Request]) -> tuple[list[_Request], list[_Request]]:
-        # Everything waiting, up to a few batches' worth, so one huge request cannot starve the rest.
-        budget = self._engine.max_batch_tokens * 4
+        # Everything waiting, up to a bound so one huge request cannot starve the rest: the more texts one
+        # round sorts together, the less padding its passes carry.
+        budget = max(self._engine.max_batch_tokens * 16, TAKE_MIN_TOKENS)
         taken: list[_Request] = []
         tokens = 0
         for index, request in enumerate(waiting):
