@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.corpus import COMMON_LICENSES, KEYS_MD
@@ -162,3 +165,35 @@ def test_keys_are_printed_once_and_listed_by_prefix(tmp_path: Path) -> None:
     assert key.startswith("sk_") and len(key) > 40
     listed = run("keys", "list", data_dir=data)
     assert key[:12] in listed.stdout and key not in listed.stdout
+
+
+def test_a_second_process_on_the_same_store_gets_a_clear_error(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("index", str(folder), "--collection", "c", data_dir=data).returncode == 0
+    port = free_port()
+    env = {**os.environ, "SEMANTIK_DATA_DIR": str(data)}
+    env.pop("SEMANTIK_DATABASE_URL", None)
+    server = subprocess.Popen([*SEMANTIK, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+        second = run("collections", "list", data_dir=data)
+
+        assert second.returncode == 1
+        assert "in use by another Semantik process" in second.stderr
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/collections").json()
+        assert [item["name"] for item in listed["items"]] == ["c"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
