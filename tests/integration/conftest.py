@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from semantik.core.context import Semantik, open_semantik
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.settings import Settings, bundled_model_path
-from semantik.embedder.engine import TransformerEmbedder
+from semantik.embedder.engine import EmbeddingEngine, TransformerEmbedder
+from semantik.embedder.loading import load_model, load_tokenizer
 from semantik.embedder.specs import model_spec
 from tests.support.corpus import build_corpus
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
@@ -41,8 +43,19 @@ class CountingEmbedder:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> TransformerEmbedder:
-    return TransformerEmbedder.load(model_spec("sentence-transformers/all-MiniLM-L6-v2"), bundled_model_path())
+def minilm_model() -> PreTrainedModel:
+    return load_model(bundled_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer() -> PreTrainedTokenizerBase:
+    return load_tokenizer(bundled_model_path())
+
+
+@pytest.fixture(scope="session")
+def real_embedder(minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase) -> TransformerEmbedder:
+    spec = model_spec("sentence-transformers/all-MiniLM-L6-v2")
+    return TransformerEmbedder(EmbeddingEngine(spec, minilm_model, minilm_tokenizer))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from semantik.core.embedding import Precision, TextKind
 from semantik.core.settings import bundled_model_path
 from semantik.embedder.engine import EmbeddingEngine, TextTooLargeError
-from semantik.embedder.loading import load_model, load_tokenizer
 from semantik.embedder.specs import ModelSpec, model_spec
 
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
@@ -31,13 +30,13 @@ def mixed_texts(count: int, seed: int = 3) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def model() -> PreTrainedModel:
-    return load_model(bundled_model_path())
+def model(minilm_model: PreTrainedModel) -> PreTrainedModel:
+    return minilm_model
 
 
 @pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerBase:
-    return load_tokenizer(bundled_model_path())
+def tokenizer(minilm_tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    return minilm_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,8 @@ import torch
 from fastapi import FastAPI
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from semantik.core.settings import bundled_model_path
 from semantik.embedder.app import create_embedder_app
 from semantik.embedder.engine import EmbeddingEngine, ForwardHook
-from semantik.embedder.loading import load_model, load_tokenizer
 from semantik.embedder.settings import EmbedderSettings
 from semantik.embedder.specs import model_spec
 
@@ -26,13 +24,13 @@ SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="module")
-def model() -> PreTrainedModel:
-    return load_model(bundled_model_path())
+def model(minilm_model: PreTrainedModel) -> PreTrainedModel:
+    return minilm_model
 
 
 @pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerBase:
-    return load_tokenizer(bundled_model_path())
+def tokenizer(minilm_tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    return minilm_tokenizer
 
 
 @pytest.fixture

@@ -50,17 +50,18 @@ class Semantik:
             return self._tokenizer
 
     def _load_embedder(self) -> Embedder:
-        from semantik.embedder.engine import TransformerEmbedder
+        from semantik.embedder.engine import EmbeddingEngine, TransformerEmbedder
         from semantik.embedder.specs import model_spec
 
         settings = self.settings
-        return TransformerEmbedder.load(
+        engine = EmbeddingEngine.load(
             model_spec(settings.model_name),
             settings.resolved_model_path,
             device=settings.device,
             precision=settings.dtype,
             max_batch_tokens=settings.embed_batch_tokens,
         )
+        return TransformerEmbedder(engine)
 
 
 @asynccontextmanager

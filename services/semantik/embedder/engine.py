@@ -228,20 +228,6 @@ class TransformerEmbedder:
     def __init__(self, engine: EmbeddingEngine) -> None:
         self.engine = engine
 
-    @classmethod
-    def load(
-        cls,
-        spec: ModelSpec,
-        path: Path,
-        *,
-        device: str = "cpu",
-        precision: Precision = Precision.FLOAT32,
-        max_batch_tokens: int | None = None,
-    ) -> TransformerEmbedder:
-        return cls(
-            EmbeddingEngine.load(spec, path, device=device, precision=precision, max_batch_tokens=max_batch_tokens)
-        )
-
     @property
     def spec(self) -> ModelSpec:
         return self.engine.spec
