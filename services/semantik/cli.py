@@ -35,7 +35,7 @@ from semantik.core.errors import InvalidInputError, SemantikError
 from semantik.core.logs import configure_logging
 from semantik.core.pipeline import runner as pipeline
 from semantik.core.pipeline.chunk import ChunkStrategy
-from semantik.core.settings import Settings
+from semantik.core.settings import Mode, Settings
 from semantik.core.store.vectors import SearchFilter
 
 EXIT_FAILED = 1
@@ -367,6 +367,10 @@ async def keys_revoke(semantik: Semantik, key_id: int) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default SEMANTIK_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SEMANTIK_PORT, 8080).")] = None,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(help="embedded: index inside this process; service: queue on Redis for `semantik worker`."),
+    ] = None,
 ) -> None:
     """Serve the gateway's REST API over the same data."""
     import uvicorn
@@ -378,7 +382,12 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings(**overrides)
+    if mode is not None:
+        overrides["mode"] = mode
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise fail(_message(exc), EXIT_USAGE) from None
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
@@ -424,3 +433,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        str | None,
+        typer.Option(help="Serve only this queue (semantik:job:<operation>); default: every queue."),
+    ] = None,
+    burst: Annotated[bool, typer.Option(help="Exit when the work is done (a Kubernetes Job's workers).")] = False,
+    check: Annotated[bool, typer.Option(help="Exit 0 if this host's worker is alive (a liveness probe).")] = False,
+) -> None:
+    """Run an index worker: takes jobs from Redis, hands finished batches to the gateway."""
+    from semantik.worker import main as worker_main
+    from semantik.worker.config import WorkerConfig
+
+    try:
+        config = WorkerConfig()
+    except ValidationError as exc:
+        raise fail(_message(exc), EXIT_USAGE) from None
+    configure_logging(Settings().log_level)
+    if check:
+        raise typer.Exit(asyncio.run(worker_main.check(config, queue)))
+    try:
+        asyncio.run(worker_main.run_worker(config, queue=queue, burst=burst))
+    except worker_main.StartupError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None

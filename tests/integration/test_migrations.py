@@ -12,7 +12,7 @@ from semantik.core.db.engine import _alembic_config, create_engine, migrate
 from semantik.core.db.models import Base
 from semantik.core.settings import Settings
 
-TABLES = {"alembic_version", "api_keys", "collections", "documents", "operations"}
+TABLES = {"alembic_version", "api_keys", "collections", "documents", "operation_batches", "operations"}
 
 
 async def test_migrations_upgrade_downgrade_and_match_the_models(settings: Settings) -> None:

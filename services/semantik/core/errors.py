@@ -35,6 +35,11 @@ class UnauthorizedError(SemantikError):
     status = 401
 
 
+class ForbiddenError(SemantikError):
+    code = "forbidden"
+    status = 403
+
+
 class ModelUnavailableError(SemantikError):
     """The model's files are not where the settings say; Semantik never downloads a model."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -28,6 +29,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    """Index operations run inside the gateway's process."""
+    SERVICE = "service"
+    """Index operations are queued on Redis for `semantik worker` processes."""
 
 
 class Settings(BaseSettings):
@@ -87,6 +95,18 @@ class Settings(BaseSettings):
         default=None,
         description="Require bearer API keys; default: required whenever host is not a loopback address.",
     )
+    mode: Mode = Field(
+        default=Mode.EMBEDDED,
+        description="embedded: the gateway runs index operations itself; service: it queues them for workers.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis of the work queues (service mode), e.g. redis://redis:6379/0."
+    )
+    internal_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the gateway's internal API (/internal/v1) used by workers and the "
+        "operator; unset: that API is off.",
+    )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
 
     @model_validator(mode="after")
@@ -96,6 +116,12 @@ class Settings(BaseSettings):
             self.qdrant_path = self.qdrant_path.expanduser()
         if self.model_path is not None:
             self.model_path = self.model_path.expanduser()
+        return self
+
+    @model_validator(mode="after")
+    def _service_mode_needs_redis(self) -> Settings:
+        if self.mode is Mode.SERVICE and not self.redis_url:
+            raise ValueError("service mode needs SEMANTIK_REDIS_URL: the work queues live in Redis")
         return self
 
     @property

@@ -12,12 +12,12 @@ from starlette.routing import Match
 from semantik import __version__
 from semantik.core.context import open_semantik
 from semantik.core.embedding import Embedder
-from semantik.core.settings import Settings
+from semantik.core.settings import Mode, Settings
 from semantik.gateway import metrics
-from semantik.gateway.deps import require_api_key
+from semantik.gateway.deps import require_api_key, require_internal_token
 from semantik.gateway.errors import install_error_handlers
-from semantik.gateway.operations import OperationTasks
-from semantik.gateway.routers import collections, health, operations, search
+from semantik.gateway.operations import InlineOperations, OperationExecutor, QueuedOperations
+from semantik.gateway.routers import collections, health, internal, operations, search
 
 DESCRIPTION = """Semantic search over your own documents.
 
@@ -34,11 +34,17 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_semantik(settings, embedder=embedder) as semantik:
             app.state.semantik = semantik
-            app.state.operation_tasks = OperationTasks(semantik)
+            executor: OperationExecutor
+            if settings.mode is Mode.SERVICE:
+                assert settings.redis_url is not None
+                executor = await QueuedOperations.connect(semantik, settings.redis_url)
+            else:
+                executor = InlineOperations(semantik)
+            app.state.operations = executor
             try:
                 yield
             finally:
-                await app.state.operation_tasks.shutdown()
+                await executor.shutdown()
 
     app = FastAPI(title="Semantik", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
@@ -46,6 +52,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     protected = [Depends(require_api_key)]
     for router in (collections.router, search.router, operations.router):
         app.include_router(router, dependencies=protected)
+    app.include_router(internal.router, dependencies=[Depends(require_internal_token)])
 
     @app.middleware("http")
     async def record_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

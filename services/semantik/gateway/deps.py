@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from semantik.core.context import Semantik
-from semantik.core.errors import UnauthorizedError
+from semantik.core.errors import ForbiddenError, UnauthorizedError
 from semantik.core.services.keys import ApiKeyView, verify_key
-from semantik.gateway.operations import OperationTasks
+from semantik.gateway.operations import OperationExecutor
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `semantik keys create`.")
 
@@ -20,13 +21,13 @@ def get_semantik(request: Request) -> Semantik:
     return semantik
 
 
-def get_operation_tasks(request: Request) -> OperationTasks:
-    tasks: OperationTasks = request.app.state.operation_tasks
-    return tasks
+def get_operations(request: Request) -> OperationExecutor:
+    executor: OperationExecutor = request.app.state.operations
+    return executor
 
 
 SemantikDep = Annotated[Semantik, Depends(get_semantik)]
-OperationTasksDep = Annotated[OperationTasks, Depends(get_operation_tasks)]
+OperationsDep = Annotated[OperationExecutor, Depends(get_operations)]
 
 
 async def require_api_key(
@@ -38,3 +39,17 @@ async def require_api_key(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("an API key is required: send 'Authorization: Bearer <key>'")
     return await verify_key(semantik, credentials.credentials)
+
+
+async def require_internal_token(
+    semantik: SemantikDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """The internal API (workers, the operator) takes only the shared token from the chart's Secret."""
+    expected = semantik.settings.internal_token
+    if expected is None:
+        raise ForbiddenError("the internal API is off: set SEMANTIK_INTERNAL_TOKEN on the gateway")
+    if credentials is None or not hmac.compare_digest(
+        credentials.credentials.encode(), expected.get_secret_value().encode()
+    ):
+        raise UnauthorizedError("the internal API needs 'Authorization: Bearer <internal token>'")

@@ -87,6 +87,9 @@ class OperationOut(BaseModel):
     files_removed: int
     chunks: int
     tokens: int
+    extract_seconds: float = Field(description="Seconds workers spent reading, extracting and chunking files.")
+    embed_seconds: float = Field(description="Seconds spent waiting for embeddings.")
+    store_seconds: float = Field(description="Seconds spent writing points and document rows.")
     error: str | None
     created_at: datetime
     started_at: datetime | None

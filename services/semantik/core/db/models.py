@@ -6,7 +6,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -86,9 +99,23 @@ class Document(Base):
     collection: Mapped[Collection] = relationship(back_populates="documents")
 
 
+ACTIVE_OPERATION = text("status IN ('pending', 'running')")
+
+
 class Operation(Base):
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_collection_status", "collection_id", "status"),)
+    __table_args__ = (
+        Index("ix_operations_collection_status", "collection_id", "status"),
+        # At most one active operation per collection, held by the database itself so two requests
+        # racing to start an index cannot both win.
+        Index(
+            "uq_operations_one_active",
+            "collection_id",
+            unique=True,
+            postgresql_where=ACTIVE_OPERATION,
+            sqlite_where=ACTIVE_OPERATION,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
@@ -102,10 +129,34 @@ class Operation(Base):
     files_removed: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    extract_seconds: Mapped[float] = mapped_column(default=0.0)
+    embed_seconds: Mapped[float] = mapped_column(default=0.0)
+    store_seconds: Mapped[float] = mapped_column(default=0.0)
+    queue: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The arq queue of a service-mode operation; None when it runs inside the gateway."""
+    batches_total: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Set once, when the scan's plan is recorded; None while the folder is being scanned."""
+    batches_done: Mapped[int] = mapped_column(Integer, default=0)
+    removed_paths: Mapped[list[str]] = mapped_column(default=list)
+    """Documents whose files are gone: dropped when the operation finalizes."""
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OperationBatch(Base):
+    """One planned batch of a service-mode operation: what a worker processes and hands back once."""
+
+    __tablename__ = "operation_batches"
+    __table_args__ = (PrimaryKeyConstraint("operation_id", "number"),)
+
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    """[{"path", "content_hash"}] as the scan saw them."""
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    committed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):

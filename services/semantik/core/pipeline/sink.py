@@ -51,12 +51,16 @@ class LocalIndexSink:
         self._sessions = sessions
 
     async def commit(self, batch: IndexBatch) -> None:
+        await self.write_points(batch)
+        async with self._sessions.begin() as session:
+            await metadata.save_documents(session, batch.collection_id, [u.record for u in batch.updates])
+            await metadata.delete_documents(session, batch.collection_id, [r.path for r in batch.removed])
+
+    async def write_points(self, batch: IndexBatch) -> None:
+        """The store's half of a commit: new points, then the stale ones deleted."""
         await self._store.upsert(
             batch.qdrant_collection, [point for update in batch.updates for point in update.points]
         )
         stale = [pid for update in batch.updates for pid in update.stale_point_ids]
         stale += [pid for removed in batch.removed for pid in removed.point_ids]
         await self._store.delete(batch.qdrant_collection, stale)
-        async with self._sessions.begin() as session:
-            await metadata.save_documents(session, batch.collection_id, [u.record for u in batch.updates])
-            await metadata.delete_documents(session, batch.collection_id, [r.path for r in batch.removed])

@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Operation, OperationStatus, utcnow
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError, SemantikError
+from semantik.core.pipeline.batch import IndexTarget
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
-from semantik.core.pipeline.runner import IndexReport, IndexRunner, IndexTarget, Progress, ProgressCallback
+from semantik.core.pipeline.runner import IndexReport, IndexRunner, Progress, ProgressCallback
 from semantik.core.pipeline.sink import LocalIndexSink
 from semantik.core.services.collections import load_collection
+from semantik.core.settings import Mode
 from semantik.core.store import metadata
 
 log = logging.getLogger(__name__)
@@ -34,33 +39,81 @@ def resolve_source(path: str | None, field: str = "path") -> Path:
     return root
 
 
+def queue_name(operation_id: str) -> str:
+    """The operation's own arq queue, so burst workers stop when its work is done."""
+    return f"semantik:job:{operation_id}"
+
+
 async def open_index_operation(app: Semantik, name: str, source: str | None, *, full: bool) -> Operation:
     """Record a pending operation, or refuse with 409 while another one runs on this collection."""
     collection = await load_collection(app, name)
-    root = resolve_source(source or collection.source_path)
-    async with app.sessions.begin() as session:
-        active = await metadata.active_operation(session, collection.id)
-        if active is not None:
-            raise ConflictError(
-                f"collection {name!r} is already being indexed by operation {active.id}", field="collection"
-            )
-        operation = Operation(
-            id=str(uuid.uuid4()),
-            collection_id=collection.id,
-            kind="full_index" if full else "index",
-            status=OperationStatus.PENDING.value,
-            options={"path": str(root), "full": full},
-        )
-        session.add(operation)
-        if collection.source_path != str(root):
-            row = await metadata.get_collection(session, name)
-            assert row is not None
-            row.source_path = str(root)
+    if app.settings.mode is Mode.SERVICE:
+        # The workers, not the gateway, mount the folder: they report a missing one on the operation.
+        if not (source or collection.source_path):
+            raise InvalidInputError("no folder to index: give a path", field="path")
+        root = Path(source or collection.source_path or "")
+    else:
+        root = resolve_source(source or collection.source_path)
+    operation_id = str(uuid.uuid4())
+    operation = Operation(
+        id=operation_id,
+        collection_id=collection.id,
+        kind="full_index" if full else "index",
+        status=OperationStatus.PENDING.value,
+        options={"path": str(root), "full": full},
+        queue=queue_name(operation_id) if app.settings.mode is Mode.SERVICE else None,
+    )
+    try:
+        async with app.sessions.begin() as session:
+            active = await metadata.active_operation(session, collection.id)
+            if active is not None:
+                raise _busy(name, active.id)
+            session.add(operation)
+            if collection.source_path != str(root):
+                row = await metadata.get_collection(session, name)
+                assert row is not None
+                row.source_path = str(root)
+    except IntegrityError as exc:
+        # Another request opened one between our check and our insert; the unique index caught it.
+        async with app.sessions() as session:
+            active = await metadata.active_operation(session, collection.id)
+        raise _busy(name, active.id if active else "?") from exc
     return operation
 
 
+async def fail_and_report(app: Semantik, operation_id: str, reason: str) -> None:
+    async with app.sessions.begin() as session:
+        await metadata.update_operation(
+            session, operation_id, status=OperationStatus.FAILED.value, error=reason, finished_at=utcnow()
+        )
+
+
+def _busy(name: str, operation_id: str) -> ConflictError:
+    return ConflictError(
+        f"collection {name!r} is already being indexed by operation {operation_id}", field="collection"
+    )
+
+
+async def cancel_operation(app: Semantik, operation_id: str) -> str:
+    """Mark an active operation cancelled; 409 when it already ended."""
+    async with app.sessions.begin() as session:
+        operation = await metadata.lock_operation(session, operation_id)
+        if operation is None:
+            raise NotFoundError(f"operation {operation_id!r} does not exist", field="operation_id")
+        if OperationStatus(operation.status).finished:
+            raise ConflictError(f"operation {operation_id} already ended: {operation.status}", field="operation_id")
+        operation.status = OperationStatus.CANCELLED.value
+        operation.error = "cancelled by a user"
+        operation.finished_at = utcnow()
+    log.info("operation cancelled operation=%s", operation_id)
+    return OperationStatus.CANCELLED.value
+
+
 async def run_index_operation(
-    app: Semantik, operation_id: str, on_progress: ProgressCallback | None = None
+    app: Semantik,
+    operation_id: str,
+    on_progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> IndexReport:
     """Run a pending operation to its end; the operation row always ends succeeded or failed."""
     async with app.sessions() as session:
@@ -105,6 +158,7 @@ async def run_index_operation(
             await app.tokenizer(),
             LocalIndexSink(app.store, app.sessions),
             on_progress=record_progress,
+            cancelled=cancelled,
         )
         report = await runner.run(target, known, full=bool(operation.options.get("full")))
     except BaseException as exc:
@@ -124,15 +178,17 @@ async def run_index_operation(
         await metadata.update_operation(
             session,
             operation_id,
-            status=OperationStatus.SUCCEEDED.value,
+            status=(OperationStatus.CANCELLED if report.cancelled else OperationStatus.SUCCEEDED).value,
+            error="cancelled by a user" if report.cancelled else None,
             finished_at=finished,
             **_counters(report.progress),
         )
-        await metadata.mark_indexed(session, collection.id, finished)
+        if not report.cancelled:
+            await metadata.mark_indexed(session, collection.id, finished)
     return report
 
 
-def _counters(progress: Progress) -> dict[str, int]:
+def _counters(progress: Progress) -> dict[str, float]:
     values = asdict(progress)
     values.pop("phase")
     return values
@@ -150,6 +206,7 @@ class OperationView:
     collection: str
     kind: str
     status: str
+    queue: str | None
     files_total: int
     files_processed: int
     files_failed: int
@@ -157,6 +214,9 @@ class OperationView:
     files_removed: int
     chunks: int
     tokens: int
+    extract_seconds: float
+    embed_seconds: float
+    store_seconds: float
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -175,6 +235,7 @@ async def get_operation(app: Semantik, operation_id: str) -> OperationView:
         collection=collection.name,
         kind=operation.kind,
         status=operation.status,
+        queue=operation.queue,
         files_total=operation.files_total,
         files_processed=operation.files_processed,
         files_failed=operation.files_failed,
@@ -182,6 +243,9 @@ async def get_operation(app: Semantik, operation_id: str) -> OperationView:
         files_removed=operation.files_removed,
         chunks=operation.chunks,
         tokens=operation.tokens,
+        extract_seconds=operation.extract_seconds,
+        embed_seconds=operation.embed_seconds,
+        store_seconds=operation.store_seconds,
         error=operation.error,
         created_at=operation.created_at,
         started_at=operation.started_at,

@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from semantik.core.db.models import Collection, Document, DocumentStatus, Operation, OperationStatus, utcnow
+from semantik.core.db.models import (
+    Collection,
+    Document,
+    DocumentStatus,
+    Operation,
+    OperationBatch,
+    OperationStatus,
+    utcnow,
+)
 from semantik.core.pipeline.plan import KnownDocument
 
 ACTIVE_STATUSES = (OperationStatus.PENDING.value, OperationStatus.RUNNING.value)
@@ -153,3 +161,49 @@ async def fail_interrupted_operations(session: AsyncSession, reason: str) -> int
 
 async def mark_indexed(session: AsyncSession, collection_id: int, when: datetime) -> None:
     await session.execute(update(Collection).where(Collection.id == collection_id).values(last_indexed_at=when))
+
+
+async def add_to_operation(session: AsyncSession, operation_id: str, **deltas: float) -> None:
+    """Add to an operation's counters in the database itself, so concurrent batches never lose a count."""
+    values = {name: getattr(Operation, name) + delta for name, delta in deltas.items()}
+    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
+
+
+async def lock_operation(session: AsyncSession, operation_id: str) -> Operation | None:
+    result = await session.scalars(
+        select(Operation)
+        .where(Operation.id == operation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.first()
+
+
+async def get_batch(
+    session: AsyncSession, operation_id: str, number: int, *, lock: bool = False
+) -> OperationBatch | None:
+    query = select(OperationBatch).where(OperationBatch.operation_id == operation_id, OperationBatch.number == number)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(query)).first()
+
+
+async def pending_batch_numbers(session: AsyncSession, operation_id: str) -> list[int]:
+    result = await session.scalars(
+        select(OperationBatch.number)
+        .where(OperationBatch.operation_id == operation_id, OperationBatch.done.is_(False))
+        .order_by(OperationBatch.number)
+    )
+    return list(result)
+
+
+async def chunk_counts(session: AsyncSession, collection_id: int, paths: Sequence[str]) -> dict[str, int]:
+    """Points each of these documents has in the store now (ids 0..count-1)."""
+    if not paths:
+        return {}
+    rows = await session.execute(
+        select(Document.path, Document.chunk_count).where(
+            Document.collection_id == collection_id, Document.path.in_(list(paths))
+        )
+    )
+    return {path: count for path, count in rows.tuples()}

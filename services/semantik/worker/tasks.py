@@ -1,0 +1,257 @@
+"""The arq tasks of an index operation: `scan` plans and fans out, `process_batch` extracts, chunks,
+embeds and hands the batch to the gateway, `finalize` closes the operation.
+
+Every task takes ids only and is safe to run twice: the gateway keeps the first plan of an operation and
+applies each batch once; job ids derived from (operation, batch) make a re-enqueue a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from arq import Retry
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from semantik.core.embedding import Embedder, TextKind
+from semantik.core.errors import BackendUnavailableError, ConflictError, NotFoundError
+from semantik.core.pipeline.batch import (
+    IndexTarget,
+    build_updates,
+    failed_record,
+    group_files,
+    hash_files,
+    locate_file,
+    plan_folder,
+    prepare_files,
+    texts_to_embed,
+)
+from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
+from semantik.core.pipeline.plan import HashedFile, KnownDocument
+from semantik.core.pipeline.scan import InvalidGlobError, ScannedFile
+from semantik.core.pipeline.sink import DocumentUpdate
+from semantik.core.pipeline.tokens import TextTokenizer
+from semantik.gateway.internal_schemas import encode_vector
+from semantik.worker.config import WorkerConfig
+from semantik.worker.gateway_client import GatewayClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TRANSIENT: tuple[type[BaseException], ...] = (
+    BackendUnavailableError,
+    httpx.TransportError,
+    ConnectionError,
+    TimeoutError,
+    RedisError,
+)
+
+
+class TriesExhaustedError(Exception):
+    """A transient fault outlasted the job's tries."""
+
+
+def batch_job_id(operation_id: str, number: int) -> str:
+    return f"{operation_id}:batch:{number}"
+
+
+def finalize_job_id(operation_id: str) -> str:
+    return f"{operation_id}:finalize"
+
+
+def retry_delay(job_try: int) -> float:
+    return float(min(2**job_try, 30))
+
+
+async def _transient_retry(
+    ctx: dict[str, Any],
+    what: str,
+    action: Callable[[], Awaitable[T]],
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
+) -> T:
+    """Run `action`; on a fault that heals, retry the whole job later, until the tries run out."""
+    config: WorkerConfig = ctx["config"]
+    try:
+        return await action()
+    except transient as exc:
+        job_try: int = ctx["job_try"]
+        if job_try >= config.worker_max_tries:
+            raise TriesExhaustedError(f"{what} failed {job_try} times; last: {exc}") from exc
+        delay = retry_delay(job_try)
+        log.warning("retry job=%s what=%s try=%d in=%.0fs error=%s", ctx["job_id"], what, job_try, delay, exc)
+        raise Retry(defer=delay) from exc
+
+
+def target_from(body: dict[str, Any]) -> IndexTarget:
+    return IndexTarget(
+        collection_id=int(body["collection_id"]),
+        name=str(body["collection"]),
+        qdrant_collection=str(body["qdrant_collection"]),
+        root=Path(body["root"]),
+        include=list(body["include"]),
+        exclude=list(body["exclude"]),
+        chunking=ChunkingConfig(ChunkStrategy(body["chunk_strategy"]), body["chunk_size"], body["chunk_overlap"]),
+        max_file_bytes=int(body["max_file_bytes"]),
+    )
+
+
+async def scan(ctx: dict[str, Any], operation_id: str) -> str:
+    gateway: GatewayClient = ctx["gateway"]
+    config: WorkerConfig = ctx["config"]
+    try:
+        operation = await _transient_retry(ctx, "start", lambda: gateway.start(operation_id))
+    except (ConflictError, NotFoundError) as exc:
+        return f"nothing to do: {exc}"
+    except TriesExhaustedError as exc:
+        log.error("scan gave up operation=%s error=%s", operation_id, exc)
+        raise
+    if operation["batches_total"] is None:
+        target = target_from(operation)
+        items = await _transient_retry(ctx, "documents", lambda: gateway.known_documents(operation_id))
+        known = {item["path"]: KnownDocument(**item) for item in items}
+        started = time.perf_counter()
+        try:
+            folder = await asyncio.to_thread(plan_folder, target, known, full=bool(operation["full"]))
+        except (OSError, InvalidGlobError) as exc:
+            reason = f"cannot scan the folder: {exc}"
+            await _transient_retry(ctx, "fail", lambda: gateway.fail(operation_id, reason))
+            return "failed: cannot scan the folder"
+        plan = folder.plan
+        batches = group_files(plan.to_index, max_chunks=config.worker_batch_chunks, max_files=config.worker_batch_files)
+        body = {
+            "files_total": folder.files_total,
+            "unchanged": len(plan.unchanged) + len(plan.still_rejected),
+            "rejected": [{"path": r.relpath, "reason": r.reason} for r in plan.to_reject],
+            "batches": [[{"path": h.file.relpath, "content_hash": h.content_hash} for h in batch] for batch in batches],
+            "removed": [doc.path for doc in plan.removed],
+        }
+        log.info(
+            "scanned operation=%s files=%d batches=%d in=%.2fs",
+            operation_id,
+            folder.files_total,
+            len(batches),
+            time.perf_counter() - started,
+        )
+    else:
+        body = {"files_total": 0, "unchanged": 0}  # the recorded plan wins; this only asks for it
+    recorded = await _transient_retry(ctx, "plan", lambda: gateway.record_plan(operation_id, body))
+    redis: ArqRedis = ctx["redis"]
+    queue = operation["queue"]
+    for number in recorded["pending"]:
+        await redis.enqueue_job(
+            "process_batch", operation_id, number, _job_id=batch_job_id(operation_id, number), _queue_name=queue
+        )
+    if not recorded["pending"]:
+        await redis.enqueue_job("finalize", operation_id, _job_id=finalize_job_id(operation_id), _queue_name=queue)
+    return f"planned {recorded['batches_total']} batches, {len(recorded['pending'])} pending"
+
+
+async def process_batch(ctx: dict[str, Any], operation_id: str, number: int) -> str:
+    gateway: GatewayClient = ctx["gateway"]
+    try:
+        batch = await _transient_retry(ctx, "read batch", lambda: gateway.batch(operation_id, number))
+    except NotFoundError as exc:
+        return f"nothing to do: {exc}"
+    target_body = batch["target"]
+    if target_body["status"] not in ("pending", "running"):
+        return f"operation {target_body['status']}"
+    if not batch["done"]:
+        target = target_from(target_body)
+        files = [(f["path"], f["content_hash"]) for f in batch["files"]]
+        try:
+            # Any fault here (a parser's own failure is already a failed file) is retried, then the
+            # batch's files are recorded failed with the reason: the operation always ends.
+            body = await _transient_retry(ctx, "build", lambda: _build_batch(ctx, target, files), (Exception,))
+        except TriesExhaustedError as exc:
+            body = {"documents": [_failed_document(path, str(exc)) for path, _ in files]}
+        try:
+            result = await _transient_retry(ctx, "commit", lambda: gateway.commit_batch(operation_id, number, body))
+        except ConflictError as exc:
+            return f"dropped: {exc}"
+        remaining = int(result["remaining"])
+    else:
+        remaining = int(batch["remaining"])
+    if remaining == 0:
+        redis: ArqRedis = ctx["redis"]
+        await redis.enqueue_job(
+            "finalize", operation_id, _job_id=finalize_job_id(operation_id), _queue_name=target_body["queue"]
+        )
+    return f"batch {number} of {target_body['collection']} committed, {remaining} to go"
+
+
+async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tuple[str, str]]) -> dict[str, Any]:
+    embedder: Embedder = ctx["embedder"]
+    tokenizer: TextTokenizer = ctx["tokenizer"]
+    started = time.perf_counter()
+    located = [(path, await asyncio.to_thread(locate_file, target.root, path)) for path, _ in files]
+    gone = [(path, reason) for path, reason in located if isinstance(reason, str)]
+    present = [file for _, file in located if isinstance(file, ScannedFile)]
+    hashed = await asyncio.to_thread(hash_files, present)
+    unreadable = [(file.relpath, outcome) for file, outcome in hashed if isinstance(outcome, str)]
+    readable = [outcome for _, outcome in hashed if isinstance(outcome, HashedFile)]
+    prepared = await asyncio.to_thread(prepare_files, readable, target.chunking, tokenizer)
+    texts = texts_to_embed(prepared)
+    embedding_started = time.perf_counter()
+    embeddings = await embedder.embed(texts, TextKind.DOCUMENT)
+    embed_seconds = time.perf_counter() - embedding_started
+    updates, _ = build_updates(target.name, prepared, list(embeddings.vectors), {})
+    documents = [_document(update) for update in updates]
+    documents += [_failed_document(path, reason) for path, reason in gone + unreadable]
+    return {
+        "documents": documents,
+        "extract_seconds": embedding_started - started,
+        "embed_seconds": embed_seconds,
+    }
+
+
+def _document(update: DocumentUpdate) -> dict[str, Any]:
+    record = update.record
+    return {
+        "path": record.path,
+        "content_hash": record.content_hash,
+        "size": record.size,
+        "mtime": record.mtime,
+        "status": record.status.value,
+        "error": record.error,
+        "token_count": record.token_count,
+        "format": record.format,
+        "points": [
+            {
+                "id": point.id,
+                "chunk_index": point.chunk_index,
+                "text": point.text,
+                "start": point.start,
+                "end": point.end,
+                "heading": point.heading,
+                "vector": encode_vector(point.vector),  # type: ignore[arg-type]
+            }
+            for point in update.points
+        ],
+    }
+
+
+def _failed_document(path: str, reason: str) -> dict[str, Any]:
+    record = failed_record(ScannedFile(path, Path(path), 0, 0.0), None, reason, 0)
+    return _document(DocumentUpdate(record))
+
+
+async def finalize(ctx: dict[str, Any], operation_id: str) -> str:
+    gateway: GatewayClient = ctx["gateway"]
+    config: WorkerConfig = ctx["config"]
+    try:
+        result = await _transient_retry(ctx, "finalize", lambda: gateway.finalize(operation_id))
+    except ConflictError as exc:
+        # Batches still open (a re-delivered one racing this job): look again a little later.
+        if ctx["job_try"] >= config.worker_max_tries:
+            await gateway.fail(operation_id, f"could not finalize: {exc}")
+            return "failed"
+        raise Retry(defer=retry_delay(ctx["job_try"])) from exc
+    except NotFoundError as exc:
+        return f"nothing to do: {exc}"
+    return f"operation {result['status']}"
