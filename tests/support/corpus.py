@@ -83,3 +83,25 @@ def build_corpus(root: Path) -> Path:
         ["Laptop refresh: engineers receive a new laptop every three years.", "Return the old one to IT."],
     )
     return root
+
+
+def build_many_files(root: Path, count: int = 320) -> Path:
+    """`count` text files of real prose (paragraphs of Debian's licenses) in nested folders, plus two
+    that must fail (a binary file, an empty file): the corpus of the service-mode fault tests."""
+    paragraphs = [
+        " ".join(paragraph.split())
+        for license_file in sorted(COMMON_LICENSES.iterdir())
+        if license_file.is_file()
+        for paragraph in license_file.read_text(errors="replace").split("\n\n")
+        if len(paragraph.split()) >= 12
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        folder = root / f"part-{i % 8}" / f"section-{i % 5}"
+        folder.mkdir(parents=True, exist_ok=True)
+        start = (i * 7) % len(paragraphs)
+        text = "\n\n".join(paragraphs[(start + k) % len(paragraphs)] for k in range(1 + i % 4))
+        (folder / f"note-{i:04d}.md").write_text(f"# Note {i}\n\n{text}\n")
+    (root / "broken.bin").write_bytes(b"\x00\x01\x02\xff" * 256)
+    (root / "empty.txt").write_text("")
+    return root

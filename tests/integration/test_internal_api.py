@@ -1,0 +1,185 @@
+"""The gateway's internal API, the one way workers write: a plan is kept once, a batch is applied once,
+counters add up exactly, and bad hand-offs are refused with the field named. Real Redis and PostgreSQL;
+the test plays the worker's part over HTTP, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from httpx import ASGITransport
+
+from semantik.core.pipeline.ids import point_id
+from semantik.core.settings import Settings
+from semantik.gateway.app import create_app
+from semantik.gateway.internal_schemas import encode_vector
+from tests.integration.conftest import CountingEmbedder
+from tests.support.servers import drop_postgres_database, fresh_postgres_database
+
+TOKEN = "internal-secret"
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, postgres_url: str, redis_url: str, embedder: CountingEmbedder
+) -> AsyncIterator[httpx.AsyncClient]:
+    database = await fresh_postgres_database(postgres_url)
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database, mode="service", redis_url=redis_url, internal_token=TOKEN
+    )
+    app = create_app(settings, embedder=embedder)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                yield client
+    finally:
+        await drop_postgres_database(database)
+
+
+def internal(path: str) -> str:
+    return f"/internal/v1/operations{path}"
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def document(collection: str, path: str, chunks: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "path": path,
+        "content_hash": f"hash-{path}",
+        "size": 100,
+        "mtime": 1.0,
+        "status": "indexed",
+        "token_count": 10 * chunks,
+        "points": [
+            {
+                "id": point_id(collection, path, i),
+                "chunk_index": i,
+                "text": f"{path} chunk {i}",
+                "start": 0,
+                "end": 10,
+                "vector": encode_vector(rng.standard_normal(384).astype(np.float32)),
+            }
+            for i in range(chunks)
+        ],
+    }
+
+
+async def open_operation(gateway: httpx.AsyncClient, tmp_path: Path) -> str:
+    (tmp_path / "docs").mkdir()
+    created = await gateway.post("/api/v1/collections", json={"name": "handbook", "source_path": str(tmp_path)})
+    assert created.status_code == 201, created.text
+    started = await gateway.post("/api/v1/collections/handbook/index", json={"path": str(tmp_path / "docs")})
+    assert started.status_code == 202, started.text
+    operation_id: str = started.json()["operation_id"]
+    return operation_id
+
+
+async def test_plan_is_kept_once_and_each_batch_applies_once(gateway: httpx.AsyncClient, tmp_path: Path) -> None:
+    operation_id = await open_operation(gateway, tmp_path)
+    target = (await gateway.post(internal(f"/{operation_id}/start"), headers=AUTH)).json()
+    assert (target["status"], target["queue"]) == ("running", f"semantik:job:{operation_id}")
+
+    plan = {
+        "files_total": 4,
+        "unchanged": 0,
+        "rejected": [{"path": "big.bin", "reason": "file too large"}],
+        "batches": [[{"path": "a.md", "content_hash": "hash-a.md"}], [{"path": "b.md", "content_hash": "hash-b.md"}]],
+        "removed": [],
+    }
+    first = (await gateway.put(internal(f"/{operation_id}/plan"), json=plan, headers=AUTH)).json()
+    assert first == {"created": True, "batches_total": 2, "pending": [0, 1]}
+    # A scan killed after recording its plan runs again: it gets the same plan, and nothing changes.
+    other = {**plan, "batches": [[{"path": "a.md", "content_hash": "x"}, {"path": "b.md", "content_hash": "y"}]]}
+    again = (await gateway.put(internal(f"/{operation_id}/plan"), json=other, headers=AUTH)).json()
+    assert again == {"created": False, "batches_total": 2, "pending": [0, 1]}
+
+    batch = {"documents": [document("handbook", "a.md", 3, seed=1)], "embed_seconds": 0.5}
+    committed = await gateway.put(internal(f"/{operation_id}/batches/0"), json=batch, headers=AUTH)
+    assert committed.json() == {"duplicate": False, "remaining": 1}
+    counters = (await gateway.get(f"/api/v1/operations/{operation_id}")).json()
+    # The same batch delivered again (a worker killed after the commit, its job retried) changes nothing.
+    changed = {"documents": [document("handbook", "a.md", 2, seed=2)]}
+    replay = await gateway.put(internal(f"/{operation_id}/batches/0"), json=changed, headers=AUTH)
+    assert replay.json() == {"duplicate": True, "remaining": 1}
+    assert (await gateway.get(f"/api/v1/operations/{operation_id}")).json() == counters
+    assert (counters["files_processed"], counters["files_failed"], counters["chunks"]) == (2, 1, 3)
+
+    last = {"documents": [document("handbook", "b.md", 2, seed=3)]}
+    assert (await gateway.put(internal(f"/{operation_id}/batches/1"), json=last, headers=AUTH)).json() == {
+        "duplicate": False,
+        "remaining": 0,
+    }
+    assert (await gateway.post(internal(f"/{operation_id}/finalize"), headers=AUTH)).json() == {"status": "succeeded"}
+    assert (await gateway.post(internal(f"/{operation_id}/finalize"), headers=AUTH)).json() == {"status": "succeeded"}
+
+    final = (await gateway.get(f"/api/v1/operations/{operation_id}")).json()
+    assert (final["status"], final["files_processed"], final["chunks"], final["embed_seconds"]) == (
+        "succeeded",
+        3,
+        5,
+        0.5,
+    )
+    documents = (await gateway.get("/api/v1/collections/handbook/documents")).json()["items"]
+    assert {(d["path"], d["status"], d["chunk_count"]) for d in documents} == {
+        ("a.md", "indexed", 3),
+        ("b.md", "indexed", 2),
+        ("big.bin", "failed", 0),
+    }
+    hits = (await gateway.post("/api/v1/collections/handbook/search", json={"query": "chunk", "k": 10})).json()
+    assert len(hits["hits"]) == 2  # one hit per document by default: both documents' points are there
+
+
+async def test_bad_hand_offs_are_refused_with_the_field(gateway: httpx.AsyncClient, tmp_path: Path) -> None:
+    operation_id = await open_operation(gateway, tmp_path)
+    assert (await gateway.post(internal(f"/{operation_id}/start"))).status_code == 401
+    wrong = await gateway.post(internal(f"/{operation_id}/start"), headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    await gateway.post(internal(f"/{operation_id}/start"), headers=AUTH)
+    plan = {"files_total": 1, "unchanged": 0, "batches": [[{"path": "a.md", "content_hash": "h"}]]}
+    await gateway.put(internal(f"/{operation_id}/plan"), json=plan, headers=AUTH)
+
+    stranger = {"documents": [document("handbook", "not-planned.md", 1, seed=1)]}
+    refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json=stranger, headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "documents[0].path"
+
+    forged = document("handbook", "a.md", 2, seed=1)
+    forged["points"][1]["id"] = point_id("handbook", "other.md", 1)
+    refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json={"documents": [forged]}, headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "documents[0].points[1]"
+
+    garbled = document("handbook", "a.md", 1, seed=1)
+    garbled["points"][0]["vector"] = "not base64!"
+    refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json={"documents": [garbled]}, headers=AUTH)
+    assert refused.status_code == 422 and "vector" in refused.json()["error"]["field"]
+
+    assert (await gateway.get(internal(f"/{operation_id}/batches/7"), headers=AUTH)).status_code == 404
+    counters = (await gateway.get(f"/api/v1/operations/{operation_id}")).json()
+    assert (counters["files_processed"], counters["chunks"]) == (0, 0)  # nothing of the refused batches landed
+
+
+async def test_cancel_refuses_late_batches_and_frees_the_collection(gateway: httpx.AsyncClient, tmp_path: Path) -> None:
+    operation_id = await open_operation(gateway, tmp_path)
+    second = await gateway.post("/api/v1/collections/handbook/index", json={"path": str(tmp_path / "docs")})
+    assert second.status_code == 409 and second.json()["error"]["field"] == "collection"
+    await gateway.post(internal(f"/{operation_id}/start"), headers=AUTH)
+    plan = {"files_total": 1, "unchanged": 0, "batches": [[{"path": "a.md", "content_hash": "h"}]]}
+    await gateway.put(internal(f"/{operation_id}/plan"), json=plan, headers=AUTH)
+
+    cancelled = await gateway.post(f"/api/v1/operations/{operation_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    late = {"documents": [document("handbook", "a.md", 1, seed=1)]}
+    refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json=late, headers=AUTH)
+    assert refused.status_code == 409
+    assert (await gateway.post(f"/api/v1/operations/{operation_id}/cancel")).status_code == 409
+    events = await gateway.get(f"/api/v1/operations/{operation_id}/events")
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert "event: end" in events.text and '"status": "cancelled"' in events.text
+    again = await gateway.post("/api/v1/collections/handbook/index", json={"path": str(tmp_path / "docs")})
+    assert again.status_code == 202
