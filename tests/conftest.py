@@ -33,3 +33,11 @@ def redis_url() -> Iterator[str]:
     """URL (redis://127.0.0.1:PORT/0) of a Redis server with an append-only file."""
     with private_server("redis.sh", "SEMANTIK_TEST_REDIS_URL") as url:
         yield url
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the item, so a fixture's teardown knows whether its test failed."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

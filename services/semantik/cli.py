@@ -423,18 +423,6 @@ def embedder(
     uvicorn.run(create_embedder_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-
 @app.command()
 def worker(
     queue: Annotated[
@@ -459,3 +447,15 @@ def worker(
         asyncio.run(worker_main.run_worker(config, queue=queue, burst=burst))
     except worker_main.StartupError as exc:
         raise fail(str(exc), EXIT_FAILED) from None
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ PostgreSQL servers started by hack/. Fault tests kill any of them with SIGKILL a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -76,6 +77,20 @@ class Process:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+_JOB_EVENT = re.compile(r"msg=\s*[\d.]+s ([→←]) (\S+?):(?:scan|process_batch|finalize)\b")
+
+
+def jobs_in_flight(worker: Process) -> list[str]:
+    """Jobs a worker's log shows started and not finished: what a SIGKILL cut off."""
+    running: list[str] = []
+    for arrow, job_id in _JOB_EVENT.findall(worker.log_path.read_text(errors="replace")):
+        if arrow == "→":
+            running.append(job_id)
+        elif job_id in running:
+            running.remove(job_id)
+    return [job_id.split(":", 1)[1] for job_id in running]
 
 
 def wait_until_ready(url: str, process: Process, timeout: float = 120.0) -> None:
@@ -191,10 +206,14 @@ def wait_for_operation(client: httpx.Client, operation_id: str, timeout: float =
     raise TimeoutError(f"operation {operation_id} did not end in {timeout:.0f}s")
 
 
-def wait_for_progress(client: httpx.Client, operation_id: str, files: int, timeout: float = 300.0) -> dict[str, Any]:
+def wait_for_progress(
+    client: httpx.Client, operation_id: str, files: int, workers: list[Process], timeout: float = 300.0
+) -> dict[str, Any]:
     """Poll until at least `files` files are processed (or the operation ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if workers and not any(worker.running for worker in workers):
+            raise RuntimeError("every worker exited:\n" + "\n".join(w.log_tail() for w in workers))
         body = operation(client, operation_id)
         if body["files_processed"] >= files or body["status"] in ("succeeded", "failed", "cancelled"):
             return body

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from semantik.core.errors import SemantikError, UnauthorizedError
@@ -40,7 +41,31 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(ConnectionError)
+    async def backend_down(_: Request, exc: Exception) -> JSONResponse:
+        # The metadata database restarting is a fault that heals: 503 tells clients to retry.
+        if isinstance(exc, DBAPIError) and not (exc.connection_invalidated or _is_connection_problem(exc)):
+            log.exception("database error")
+            return JSONResponse(error_body("internal_error", "internal error; see the gateway's log"), status_code=500)
+        log.warning("backend unavailable error=%r", exc)
+        return JSONResponse(
+            error_body("backend_unavailable", "the metadata database is unavailable; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse(error_body("internal_error", "internal error; see the gateway's log"), status_code=500)
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if isinstance(cause, (ConnectionError, OSError, TimeoutError)) or "connect" in type(cause).__name__.lower():
+            return True
+        cause = cause.__cause__
+    return isinstance(exc, OperationalError)

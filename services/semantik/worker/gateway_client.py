@@ -12,7 +12,8 @@ from semantik.core.errors import BackendUnavailableError, ConflictError, Invalid
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {502, 503, 504}
+RETRYABLE_STATUS = {500, 502, 503, 504}
+"""500 too: the gateway's own fault may be a passing one; the job's bounded tries still end it."""
 
 
 class GatewayClient:

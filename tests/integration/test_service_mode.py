@@ -1,0 +1,338 @@
+"""Service mode as real processes: gateway, embedder service and three `semantik worker`s over private
+Redis and PostgreSQL servers. Each fault test kills one part with SIGKILL at a random moment of an index
+of 322 files and checks the end state against an embedded-mode run of the same folder: the operation
+succeeded, the store holds exactly the same chunks (none lost, none twice, none from a second split of a
+file), and every document row agrees with its points."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from qdrant_client import QdrantClient
+
+from semantik.core.context import open_semantik
+from semantik.core.pipeline.ids import point_id
+from semantik.core.services.collections import qdrant_collection_name
+from semantik.core.settings import Settings
+from semantik.core.store import metadata
+from semantik.embedder.engine import TransformerEmbedder
+from tests.support.corpus import build_many_files
+from tests.support.indexing import index_folder
+from tests.support.servers import (
+    drop_postgres_database,
+    fresh_postgres_database,
+    hack,
+    private_server_directory,
+)
+from tests.support.stack import (
+    Process,
+    Stack,
+    free_port,
+    jobs_in_flight,
+    operation,
+    wait_for_operation,
+    wait_for_progress,
+    wait_until_ready,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+NAME = "handbook"
+WORKERS = 3
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What an index holds: chunk text by (path, chunk index), and each document's row."""
+
+    chunks: dict[tuple[str, int], str]
+    documents: dict[str, tuple[str, int]]
+    """path -> (status, chunk_count)"""
+
+
+def read_store(data_dir: Path) -> dict[tuple[str, int], str]:
+    """Every point of the collection, read from the local store once its owner has stopped."""
+    client = QdrantClient(path=str(data_dir / "qdrant"))
+    try:
+        chunks: dict[tuple[str, int], str] = {}
+        offset: Any = None
+        while True:
+            points, offset = client.scroll(qdrant_collection_name(NAME), limit=1000, offset=offset, with_payload=True)
+            for point in points:
+                payload = point.payload or {}
+                key = (str(payload["path"]), int(payload["chunk_index"]))
+                assert key not in chunks, f"two points for {key}"
+                assert str(point.id) == point_id(NAME, *key), f"point of {key} has a foreign id"
+                chunks[key] = str(payload["text"])
+            if offset is None:
+                return chunks
+    finally:
+        client.close()
+
+
+# --- Servers of this module: killed by its tests, so never the session's shared ones ---
+
+
+@pytest.fixture(scope="module")
+def postgres_dir() -> Iterator[Path]:
+    with private_server_directory("postgres.sh") as directory:
+        hack("postgres.sh", "start", directory)
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def redis_dir() -> Iterator[Path]:
+    with private_server_directory("redis.sh") as directory:
+        hack("redis.sh", "start", directory)
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_many_files(tmp_path_factory.mktemp("many") / "docs")
+
+
+@pytest.fixture(scope="module")
+def embedder_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    port = free_port()
+    process = Process(
+        "embedder",
+        ["embedder", "--port", str(port)],
+        {"HF_HUB_OFFLINE": "1"},
+        tmp_path_factory.mktemp("embedder") / "embedder.log",
+    )
+    process.start()
+    wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
+    yield process
+    process.stop()
+
+
+def embedder_port(process: Process) -> int:
+    return int(process.args[process.args.index("--port") + 1])
+
+
+@pytest.fixture(scope="module")
+async def embedded_run(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, real_embedder: TransformerEmbedder
+) -> IndexState:
+    """The same folder indexed in embedded mode: the answer every service-mode run must match."""
+    data_dir = tmp_path_factory.mktemp("embedded")
+    async with open_semantik(Settings(data_dir=data_dir), embedder=real_embedder) as app:
+        report = await index_folder(app, NAME, corpus)
+        async with app.sessions() as session:
+            row = await metadata.get_collection(session, NAME)
+            assert row is not None
+            docs = await metadata.known_documents(session, row.id)
+    assert report.progress.files_total == 322
+    chunks = read_store(data_dir)
+    return IndexState(chunks, {path: (doc.status, doc.chunk_count) for path, doc in docs.items()})
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, postgres_dir: Path, redis_dir: Path, embedder_process: Process, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
+    database = await fresh_postgres_database(hack("postgres.sh", "url", postgres_dir))
+    service = Stack(
+        workdir=tmp_path,
+        redis_url=hack("redis.sh", "url", redis_dir),
+        database_url=database,
+        embedder_port=embedder_port(embedder_process),
+    )
+    service.embedder = embedder_process
+    try:
+        service.start_gateway()
+        yield service
+    finally:
+        for worker in service.workers:
+            worker.stop()
+        if service.gateway is not None:
+            service.gateway.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(service.logs())
+        await drop_postgres_database(database)
+
+
+def start_index(stack: Stack, corpus: Path) -> str:
+    with stack.api() as client:
+        created = client.post("/api/v1/collections", json={"name": NAME, "source_path": str(corpus)})
+        assert created.status_code == 201, created.text
+        started = client.post(f"/api/v1/collections/{NAME}/index", json={})
+        assert started.status_code == 202, started.text
+        operation_id: str = started.json()["operation_id"]
+        return operation_id
+
+
+def read_service_state(stack: Stack) -> IndexState:
+    with stack.api() as client:
+        items = client.get(f"/api/v1/collections/{NAME}/documents", params={"limit": 1000}).json()["items"]
+    assert stack.gateway is not None
+    stack.gateway.stop()  # the local-mode store belongs to one process: read it once the gateway is gone
+    return IndexState(read_store(stack.workdir / "data"), {d["path"]: (d["status"], d["chunk_count"]) for d in items})
+
+
+def assert_same_index(state: IndexState, expected: IndexState) -> None:
+    assert len(state.chunks) == len(expected.chunks), "points lost or duplicated"
+    assert state.chunks == expected.chunks, "a document was split or embedded differently than in embedded mode"
+    assert state.documents == expected.documents
+    per_document: dict[str, int] = {}
+    for path, _ in state.chunks:
+        per_document[path] = per_document.get(path, 0) + 1
+    for path, (status, count) in state.documents.items():
+        assert per_document.get(path, 0) == count, f"row of {path} ({status}) disagrees with its points"
+
+
+def run_with_fault(
+    stack: Stack,
+    corpus: Path,
+    expected: IndexState,
+    what: str,
+    fault: Callable[[], None],
+    seed: int,
+    on_start: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Index with three workers, run `fault` once a random share of the files is done, check the end."""
+    for _ in range(WORKERS):
+        stack.start_worker()
+    operation_id = start_index(stack, corpus)
+    on_start(operation_id)
+    share = random.Random(seed).uniform(0.1, 0.6)
+    started = time.monotonic()
+    with stack.api() as client:
+        at = wait_for_progress(client, operation_id, int(322 * share), stack.workers)
+        print(f"\n{what}: killed at {time.monotonic() - started:.1f}s, {at['files_processed']}/322 files processed")
+        fault()
+        final = wait_for_operation(client, operation_id)
+    print(
+        f"{what}: ended {final['status']} after {time.monotonic() - started:.1f}s: files {final['files_processed']}"
+        f" processed, {final['files_failed']} failed, {final['chunks']} chunks"
+    )
+    assert final["status"] == "succeeded", final
+    assert (final["files_total"], final["files_processed"]) == (322, 322)
+    assert final["files_failed"] == sum(1 for status, _ in expected.documents.values() if status == "failed")
+    assert final["chunks"] == len(expected.chunks), "a batch was counted twice or not at all"
+    state = read_service_state(stack)
+    assert_same_index(state, expected)
+    print(f"{what}: {len(state.chunks)} points, {len(state.documents)} documents, as in embedded mode")
+    return final
+
+
+def test_one_worker_killed(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def kill_one() -> None:
+        stack.workers[1].kill9()
+        print(f"worker-1 held {jobs_in_flight(stack.workers[1]) or 'no job'}")
+
+    def listen(operation_id: str) -> None:
+        with (
+            httpx.Client(base_url=stack.gateway_url, timeout=None) as client,
+            client.stream("GET", f"/api/v1/operations/{operation_id}/events") as stream,
+        ):
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    events.append((event, json.loads(line.split(":", 1)[1])))
+
+    def listen_in_background(operation_id: str) -> None:
+        threading.Thread(target=listen, args=(operation_id,), daemon=True).start()
+
+    final = run_with_fault(stack, corpus, embedded_run, "one worker", kill_one, seed=1, on_start=listen_in_background)
+    deadline = time.monotonic() + 10
+    while (not events or events[-1][0] != "end") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # The stream is made of the REST answer's own counters: it ends with exactly the final state.
+    assert events[-1] == ("end", final)
+    processed = [body["files_processed"] for _, body in events]
+    assert processed == sorted(processed) and len(events) >= 3
+
+
+def test_all_workers_killed_then_new_ones(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
+    def kill_all_then_replace() -> None:
+        for worker in stack.workers:
+            worker.kill9()
+            print(f"{worker.name} held {jobs_in_flight(worker) or 'no job'}")
+        for _ in range(WORKERS):
+            stack.start_worker()
+
+    run_with_fault(stack, corpus, embedded_run, "all workers", kill_all_then_replace, seed=2)
+
+
+def test_embedder_killed_and_restarted(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
+    def kill_and_restart() -> None:
+        assert stack.embedder is not None
+        stack.embedder.kill9()
+        time.sleep(2)
+        stack.embedder.start()
+
+    run_with_fault(stack, corpus, embedded_run, "embedder", kill_and_restart, seed=3)
+
+
+def test_redis_killed_and_restarted(stack: Stack, corpus: Path, embedded_run: IndexState, redis_dir: Path) -> None:
+    def kill_and_restart() -> None:
+        hack("redis.sh", "kill9", redis_dir)
+        time.sleep(2)
+        hack("redis.sh", "restart", redis_dir)
+
+    run_with_fault(stack, corpus, embedded_run, "redis", kill_and_restart, seed=4)
+
+
+def test_postgres_killed_and_restarted(
+    stack: Stack, corpus: Path, embedded_run: IndexState, postgres_dir: Path
+) -> None:
+    def kill_and_restart() -> None:
+        hack("postgres.sh", "kill9", postgres_dir)
+        time.sleep(2)
+        hack("postgres.sh", "restart", postgres_dir)
+
+    run_with_fault(stack, corpus, embedded_run, "postgres", kill_and_restart, seed=5)
+
+
+def test_cancel_mid_run_leaves_every_document_whole(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
+    for _ in range(WORKERS):
+        stack.start_worker()
+    operation_id = start_index(stack, corpus)
+    with stack.api() as client:
+        wait_for_progress(client, operation_id, 60, stack.workers)
+        cancelled = client.post(f"/api/v1/operations/{operation_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        second = client.post(f"/api/v1/collections/{NAME}/index", json={})
+        assert second.status_code == 202  # the collection is free again
+        client.post(f"/api/v1/operations/{second.json()['operation_id']}/cancel")
+        time.sleep(2 * stack.job_timeout)  # batches in flight at the cancel finish or are refused
+        final = operation(client, operation_id)
+    state = read_service_state(stack)
+    print(f"\ncancelled at {final['files_processed']}/322 files; {len(state.documents)} documents in the index")
+    assert final["status"] == "cancelled" and final["files_processed"] < 322
+    assert 0 < len(state.documents) < 322
+    for path, (status, count) in state.documents.items():
+        assert (status, count) == embedded_run.documents[path], path
+        for index in range(count):
+            assert state.chunks[(path, index)] == embedded_run.chunks[(path, index)]
+    assert len(state.chunks) == sum(count for _, count in state.documents.values())
+
+
+def test_second_operation_while_one_runs_is_rejected(stack: Stack, corpus: Path) -> None:
+    operation_id = start_index(stack, corpus)  # no workers: it stays pending
+    with stack.api() as client:
+        second = client.post(f"/api/v1/collections/{NAME}/index", json={})
+        assert second.status_code == 409
+        assert second.json()["error"]["field"] == "collection" and operation_id in second.json()["error"]["message"]
+
+
+def test_worker_with_a_wrong_redis_url_exits_with_a_clear_message(stack: Stack) -> None:
+    worker = stack.start_worker({"SEMANTIK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    assert worker.wait(timeout=60) != 0
+    assert "cannot reach Redis at redis://127.0.0.1:" in worker.log_tail()
