@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from semantik.core.settings import Settings, is_loopback
 from semantik.embedder.settings import EmbedderSettings
+from semantik.worker.config import WorkerConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,7 +17,8 @@ def test_every_setting_is_documented_in_the_readme_tables() -> None:
     documented = set(re.findall(r"^\| `SEMANTIK_([A-Z_]+)` \|", README.read_text(), flags=re.MULTILINE))
     gateway = {name.upper() for name in Settings.model_fields}
     embedder = {f"EMBEDDER_{name.upper()}" for name in EmbedderSettings.model_fields}
-    assert documented == gateway | embedder
+    worker = {name.upper() for name in WorkerConfig.model_fields}
+    assert documented == gateway | embedder | worker
 
 
 def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,3 +69,9 @@ def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, val
 )
 def test_loopback_detection(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_service_mode_needs_redis() -> None:
+    with pytest.raises(ValidationError, match="SEMANTIK_REDIS_URL"):
+        Settings(mode="service")
+    assert Settings(mode="service", redis_url="redis://redis:6379/0").mode == "service"
