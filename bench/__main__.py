@@ -8,9 +8,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import embedder, indexing
+from bench import embedder, indexing, service
 
-SECTIONS = {"embedder": embedder.main, "indexing": indexing.main}
+SECTIONS = {"embedder": embedder.main, "indexing": indexing.main, "service": service.main}
 
 
 def main() -> None:

@@ -1,0 +1,97 @@
+"""Service mode: index throughput with 1, 2 and 4 workers against the HTTP embedder, beside the
+embedded mode on the same corpus, and where the time goes per stage (extract, embed, store)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.servers import fresh_postgres_database, hack, private_server_directory
+from tests.support.stack import Stack, free_port, operation, wait_for_operation
+
+from bench.indexing import generate_corpus
+from semantik.core.context import open_semantik
+from semantik.core.services import collections, indexing
+from semantik.core.settings import Settings
+
+FILES = 160
+WORKER_COUNTS = (1, 2, 4)
+
+
+def stage_line(label: str, seconds: float, chunks: int, extract: float, embed: float, store: float) -> str:
+    busy = extract + embed + store or 1.0
+    return (
+        f"{label:<28} {seconds:7.1f} s {chunks / seconds:8.1f} chunks/s   "
+        f"extract {extract:6.1f} s ({extract / busy:4.0%})  embed {embed:6.1f} s ({embed / busy:4.0%})  "
+        f"store {store:6.1f} s ({store / busy:4.0%})"
+    )
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="semantik-bench-service-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        generate_corpus(corpus, files=FILES)
+
+        async with open_semantik(Settings(data_dir=Path(tmp) / "embedded")) as app:
+            await (await app.embedder()).embed(["warm-up"] * 8)
+            await collections.create_collection(app, collections.CollectionSpec(name="bench"))
+            opened = await indexing.open_index_operation(app, "bench", str(corpus), full=False)
+            started = time.perf_counter()
+            report = await indexing.run_index_operation(app, opened.id)
+            embedded_seconds = time.perf_counter() - started
+        p = report.progress
+        print(f"corpus: {p.files_total} files, {p.chunks} chunks, {p.tokens} tokens")
+        print("stage seconds are summed over concurrent workers, so they can exceed the wall time")
+        print(
+            stage_line(
+                "embedded (in-process model)",
+                embedded_seconds,
+                p.chunks,
+                p.extract_seconds,
+                p.embed_seconds,
+                p.store_seconds,
+            )
+        )
+
+        with private_server_directory("postgres.sh") as pg_dir, private_server_directory("redis.sh") as redis_dir:
+            server = hack("postgres.sh", "start", pg_dir)
+            stack = Stack(
+                workdir=Path(tmp) / "service",
+                redis_url=hack("redis.sh", "start", redis_dir),
+                database_url=await fresh_postgres_database(server),
+                embedder_port=free_port(),
+                job_timeout=300,
+            )
+            stack.workdir.mkdir()
+            try:
+                stack.start_embedder()
+                stack.start_gateway()
+                for count in WORKER_COUNTS:
+                    workers = [stack.start_worker() for _ in range(count)]
+                    await asyncio.sleep(3)  # the workers' imports and tokenizer, not indexing, so not timed
+                    name = f"bench-{count}"
+                    with stack.api() as client:
+                        client.post("/api/v1/collections", json={"name": name, "source_path": str(corpus)})
+                        started = time.perf_counter()
+                        accepted = client.post(f"/api/v1/collections/{name}/index", json={}).json()
+                        final = wait_for_operation(client, accepted["operation_id"], timeout=1800)
+                        seconds = time.perf_counter() - started
+                        body = operation(client, accepted["operation_id"])
+                    assert final["status"] == "succeeded", final
+                    print(
+                        stage_line(
+                            f"service, {count} worker{'s' if count > 1 else ''}",
+                            seconds,
+                            body["chunks"],
+                            body["extract_seconds"],
+                            body["embed_seconds"],
+                            body["store_seconds"],
+                        )
+                        + f"   ratio to embedded {embedded_seconds / seconds:.2f}"
+                    )
+                    for worker in workers:
+                        worker.stop()
+            finally:
+                stack.stop_all()
