@@ -231,8 +231,14 @@ def test_one_worker_killed(stack: Stack, corpus: Path, embedded_run: IndexState)
     events: list[tuple[str, dict[str, Any]]] = []
 
     def kill_one() -> None:
-        stack.workers[1].kill9()
-        print(f"worker-1 held {jobs_in_flight(stack.workers[1]) or 'no job'}")
+        # The one in the middle of a job, so the test proves a cut-off job is taken up again.
+        deadline = time.monotonic() + 30
+        while not (busy := [w for w in stack.workers if jobs_in_flight(w)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        victim = (busy or stack.workers)[0]
+        held = jobs_in_flight(victim)
+        victim.kill9()
+        print(f"{victim.name} held {held or 'no job'}")
 
     def listen(operation_id: str) -> None:
         with (
