@@ -250,3 +250,28 @@ async def test_api_keys_are_required_off_loopback(settings: Settings, embedder: 
         )
         assert_error(search, 404, "not_found")
     assert view.prefix == key[:12]
+
+
+async def test_cancel_in_embedded_mode_stops_between_batches(
+    client: httpx.AsyncClient, tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    from tests.support.corpus import build_many_files
+
+    corpus = build_many_files(tmp_path / "many", count=200)
+    await client.post("/api/v1/collections", json={"name": "many", "source_path": str(corpus)})
+    operation_id = (await client.post("/api/v1/collections/many/index", json={})).json()["operation_id"]
+    for _ in range(2400):
+        if (await client.get(f"/api/v1/operations/{operation_id}")).json()["chunks"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    cancelled = await client.post(f"/api/v1/operations/{operation_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert body["status"] == "cancelled" and 0 < body["files_processed"] < body["files_total"]
+    documents = (await client.get("/api/v1/collections/many/documents", params={"limit": 1000})).json()["items"]
+    # Whole batches only: every document row that exists was committed with all its chunks.
+    assert len(documents) == body["files_processed"]
+    assert sum(d["chunk_count"] for d in documents) == body["chunks"]
+    assert_error(await client.post(f"/api/v1/operations/{operation_id}/cancel"), 409, "conflict", "operation_id")
+    events = await client.get(f"/api/v1/operations/{operation_id}/events")
+    assert "event: end" in events.text

@@ -338,7 +338,55 @@ def test_second_operation_while_one_runs_is_rejected(stack: Stack, corpus: Path)
         assert second.json()["error"]["field"] == "collection" and operation_id in second.json()["error"]["message"]
 
 
+def test_a_fault_that_outlasts_the_tries_fails_the_files_not_the_operation(
+    stack: Stack, corpus: Path, tmp_path: Path, embedder_process: Process
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    for file in sorted(corpus.rglob("note-000*.md")):
+        (small / file.name).write_bytes(file.read_bytes())
+    with stack.api() as client:
+        client.post("/api/v1/collections", json={"name": "small", "source_path": str(small)})
+        operation_id = client.post("/api/v1/collections/small/index", json={}).json()["operation_id"]
+    env = {"SEMANTIK_WORKER_MAX_TRIES": "2", "SEMANTIK_WORKER_JOB_TIMEOUT": "6"}
+    worker = stack.start_worker({**env})
+    worker.args += ["--queue", f"semantik:job:{operation_id}", "--burst"]
+    worker.stop()
+    worker.start()
+    deadline = time.monotonic() + 60
+    while "Starting worker" not in worker.log_tail() and time.monotonic() < deadline:
+        time.sleep(0.1)  # connected to the embedder; now it goes away for good
+    embedder_process.kill9()
+    try:
+        assert worker.wait(timeout=180) == 0, worker.log_tail()  # a burst worker leaves when its queue is done
+        with stack.api() as client:
+            final = operation(client, operation_id)
+            documents = client.get("/api/v1/collections/small/documents").json()["items"]
+    finally:
+        embedder_process.start()
+        wait_until_ready(f"http://127.0.0.1:{embedder_port(embedder_process)}/readyz", embedder_process)
+    print(f"\nembedder gone for good: operation {final['status']}, {final['files_failed']} files failed")
+    assert final["status"] == "succeeded" and final["files_failed"] == final["files_total"] == 10
+    assert {d["status"] for d in documents} == {"failed"}
+    assert all("embed" in d["error"] and "2 times" in d["error"] for d in documents), documents[0]
+
+
 def test_worker_with_a_wrong_redis_url_exits_with_a_clear_message(stack: Stack) -> None:
     worker = stack.start_worker({"SEMANTIK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert worker.wait(timeout=60) != 0
     assert "cannot reach Redis at redis://127.0.0.1:" in worker.log_tail()
+
+
+def test_worker_check_is_a_liveness_probe(stack: Stack) -> None:
+    def check() -> int:
+        probe = Process("check", ["worker", "--check"], stack.common_env(), stack.workdir / "check.log")
+        probe.start()
+        return probe.wait(timeout=60)
+
+    assert check() != 0  # no worker has reported from this host
+    worker = stack.start_worker()
+    deadline = time.monotonic() + 60
+    while (status := check()) != 0 and worker.running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status == 0, (stack.workdir / "check.log").read_text()
+    worker.stop()

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 FUNCTIONS = [scan, process_batch, finalize]
 IDLE_POLL_SECONDS = 1.0
+HEALTH_CHECK_SECONDS = 30
 
 
 class StartupError(Exception):
@@ -77,7 +78,7 @@ def build_worker(config: WorkerConfig, pool: ArqRedis, ctx: dict[str, Any], queu
         max_tries=config.worker_max_tries + 2,
         keep_result=600,
         poll_delay=0.2,
-        health_check_interval=30,
+        health_check_interval=HEALTH_CHECK_SECONDS,
         health_check_key=health_check_key(),
         handle_signals=False,
         ctx=ctx,
@@ -106,6 +107,8 @@ async def run_worker(config: WorkerConfig, *, queue: str | None, burst: bool) ->
                     worker = build_worker(config, pool, ctx, queue, burst=burst)
                     await worker.async_run()
                     return
+                # Between queues no arq Worker runs to report health, so the loop reports it itself.
+                await pool.psetex(health_check_key(), (HEALTH_CHECK_SECONDS + 1) * 1000, b"idle")
                 queues = sorted(q.decode() for q in await pool.smembers(ACTIVE_QUEUES))  # type: ignore[misc]
                 for name in queues:
                     worker = build_worker(config, pool, ctx, name, burst=True)
