@@ -1,0 +1,31 @@
+"""Settings of the operator process (env prefix ``SEMANTIK_OPERATOR_``), mirrored in the chart's values."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMANTIK_OPERATOR_", extra="ignore")
+
+    gateway_url: str = Field(default="http://semantik-gateway:8080", description="The gateway's base URL.")
+    internal_token_secret: str = Field(
+        default="semantik-internal", description="Secret (key `token`) with the gateway's internal API token."
+    )
+    service_image: str = Field(
+        default="ghcr.io/semantik/semantik-service:0.1.0", description="Image of the embedder and the workers."
+    )
+    image_pull_policy: str = Field(default="IfNotPresent", description="Pull policy of those images.")
+    redis_url: str = Field(default="redis://semantik-redis:6379/0", description="Redis the workers read jobs from.")
+    model_cache_claim: str = Field(
+        default="semantik-models", description="PersistentVolumeClaim holding the model cache, mounted read-only."
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="Node labels every GPU embedder pod requires, beside the Collection's own.",
+    )
+    sources_root: str = Field(default="/sources", description="Where index workers mount each source.")
+    job_backoff_limit: int = Field(default=6, ge=0, description="backoffLimit of index Jobs.")
+    job_ttl_seconds: int = Field(default=3600, ge=0, description="ttlSecondsAfterFinished of index Jobs.")
+    metrics_port: int = Field(default=9091, description="Port of /metrics.")

@@ -1,0 +1,66 @@
+"""Status in the Kubernetes API conventions: metav1.Condition entries and the phase they imply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+CONDITION_TYPES = ("EmbedderReady", "StoreReady", "Indexed")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: bool | None
+    """True, False, or None for Unknown."""
+    reason: str
+    message: str
+
+
+def _status_text(status: bool | None) -> str:
+    return "Unknown" if status is None else str(status)
+
+
+def merge_conditions(
+    existing: Sequence[Mapping[str, Any]], updates: Sequence[Condition], generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """New condition list; lastTransitionTime moves only when a condition's status changes."""
+    by_type = {c["type"]: dict(c) for c in existing}
+    for update in updates:
+        previous = by_type.get(update.type)
+        status = _status_text(update.status)
+        changed = previous is None or previous.get("status") != status
+        by_type[update.type] = {
+            "type": update.type,
+            "status": status,
+            "reason": update.reason,
+            "message": update.message,
+            "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ") if changed else previous["lastTransitionTime"],  # type: ignore[index]
+            "observedGeneration": generation,
+        }
+    return sorted(by_type.values(), key=lambda c: c["type"])
+
+
+def ready_condition(conditions: Sequence[Condition]) -> Condition:
+    """Ready is True when every other condition is; otherwise it carries the first one that is not."""
+    for condition in conditions:
+        if condition.status is not True:
+            return Condition("Ready", False if condition.status is False else None, condition.reason, condition.message)
+    return Condition("Ready", True, "AllReady", "the index is built and its embedder is serving")
+
+
+def collection_phase(conditions: Sequence[Condition], *, indexing: bool, deleting: bool = False) -> str:
+    if deleting:
+        return "Deleting"
+    by_type = {c.type: c for c in conditions}
+    if any(c.status is False and c.reason.startswith("Invalid") for c in conditions):
+        return "Failed"
+    if indexing:
+        return "Indexing"
+    if all(by_type.get(t) is not None and by_type[t].status is True for t in CONDITION_TYPES):
+        return "Ready"
+    if by_type.get("Indexed") is not None and by_type["Indexed"].status is True:
+        return "Degraded"
+    return "Pending"

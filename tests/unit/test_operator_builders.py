@@ -1,0 +1,115 @@
+"""Builders turn a Collection or IndexJob spec into the manifests the operator applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semantik_operator.builders.common import child_name
+from semantik_operator.builders.embedder import build_embedder_deployment, build_embedder_service, embedder_name
+from semantik_operator.builders.indexing import (
+    build_index_job,
+    build_worker_job,
+    index_job_name,
+    index_spec_hash,
+    source_globs,
+)
+from semantik_operator.settings import OperatorSettings
+from semantik_operator.spec import CollectionSpec, IndexMode, Quantization
+
+SETTINGS = OperatorSettings()
+
+
+def collection(name: str = "handbook", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "semantik.io/v1alpha1",
+        "kind": "Collection",
+        "metadata": {"name": name, "namespace": "docs", "uid": f"uid-{name}"},
+        "spec": {"sources": [{"name": "wiki", "pvc": {"claimName": "wiki-pvc", "path": "/export"}}], **spec},
+    }
+
+
+def test_gpu_embedder_asks_for_the_gpu_tolerates_its_taint_and_selects_gpu_nodes() -> None:
+    body = collection(
+        embedder={"gpu": {"count": 1}, "nodeSelector": {"pool": "a100"}}, embedding={"quantization": "float16"}
+    )
+    deployment = build_embedder_deployment(CollectionSpec.model_validate(body["spec"]), "docs", [body], SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true", "pool": "a100"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cuda"} in container["env"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deployment["metadata"]["ownerReferences"][0]["controller"] is False
+
+
+def test_cpu_embedder_has_no_gpu_and_no_gpu_placement() -> None:
+    body = collection()
+    deployment = build_embedder_deployment(CollectionSpec.model_validate(body["spec"]), "docs", [body], SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    assert "limits" not in pod["containers"][0]["resources"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cpu"} in pod["containers"][0]["env"]
+
+
+def test_collections_with_the_same_model_share_one_embedder() -> None:
+    first, second = collection("a"), collection("b")
+    spec = CollectionSpec.model_validate(first["spec"])
+    deployment = build_embedder_deployment(spec, "docs", [first, second], SETTINGS)
+    assert [o["name"] for o in deployment["metadata"]["ownerReferences"]] == ["a", "b"]
+    assert embedder_name(spec.embedding.model, Quantization.FLOAT32) == deployment["metadata"]["name"]
+    assert embedder_name(spec.embedding.model, Quantization.INT8) != deployment["metadata"]["name"]
+    service = build_embedder_service(deployment["metadata"]["name"], "docs", [first, second])
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_worker_job_runs_burst_workers_on_the_operations_queue_with_sources_read_only() -> None:
+    body = collection(indexing={"parallelism": 3})
+    index_job = build_index_job(body, IndexMode.FULL, "handbook-full-1234abcd")
+    index_job["metadata"]["uid"] = "uid-ij"
+    job = build_worker_job(
+        index_job,
+        CollectionSpec.model_validate(body["spec"]),
+        queue="semantik:job:op-1",
+        embedder_url="http://semantik-embed-x.docs.svc:8000",
+        settings=SETTINGS,
+    )
+    assert job["spec"]["parallelism"] == 3 and "completions" not in job["spec"]
+    assert job["spec"]["backoffLimit"] == SETTINGS.job_backoff_limit
+    assert job["spec"]["ttlSecondsAfterFinished"] == SETTINGS.job_ttl_seconds
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["semantik", "worker", "--queue", "semantik:job:op-1", "--burst"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "source-wiki")
+    assert mount == {"name": "source-wiki", "mountPath": "/sources/wiki", "readOnly": True, "subPath": "export"}
+    volume = next(v for v in pod["volumes"] if v["name"] == "source-wiki")
+    assert volume["persistentVolumeClaim"] == {"claimName": "wiki-pvc", "readOnly": True}
+    env = {e["name"]: e for e in container["env"]}
+    assert "valueFrom" in env["SEMANTIK_INTERNAL_TOKEN"] and "SEMANTIK_DATABASE_URL" not in env
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "IndexJob"
+
+
+def test_globs_are_prefixed_by_source_and_names_fit() -> None:
+    spec = CollectionSpec.model_validate(
+        {
+            "sources": [
+                {"name": "a", "hostPath": "/x", "include": ["**/*.md"]},
+                {"name": "b", "hostPath": "/y", "exclude": ["tmp/**"]},
+            ]
+        }
+    )
+    assert source_globs(spec.sources) == (["a/**/*.md", "b/**"], ["b/tmp/**"])
+    assert len(index_job_name("x" * 63, IndexMode.REINDEX, "12345678")) <= 63
+    assert len(child_name("y" * 80, suffix="workers")) == 63
+
+
+def test_a_change_of_model_or_chunking_changes_the_index_hash_and_nothing_else_does() -> None:
+    base = CollectionSpec.model_validate(collection()["spec"])
+    other_model = CollectionSpec.model_validate(
+        {**collection()["spec"], "embedding": {"model": "Qwen/Qwen3-Embedding-0.6B"}}
+    )
+    other_chunks = CollectionSpec.model_validate({**collection()["spec"], "chunking": {"chunkSize": 300}})
+    more_replicas = CollectionSpec.model_validate({**collection()["spec"], "embedder": {"replicas": 3}})
+    assert len({index_spec_hash(base), index_spec_hash(other_model), index_spec_hash(other_chunks)}) == 3
+    assert index_spec_hash(more_replicas) == index_spec_hash(base)
