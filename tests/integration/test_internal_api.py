@@ -183,3 +183,31 @@ async def test_cancel_refuses_late_batches_and_frees_the_collection(gateway: htt
     assert "event: end" in events.text and '"status": "cancelled"' in events.text
     again = await gateway.post("/api/v1/collections/handbook/index", json={"path": str(tmp_path / "docs")})
     assert again.status_code == 202
+
+
+async def test_operator_calls_are_idempotent(gateway: httpx.AsyncClient, tmp_path: Path) -> None:
+    body = {"source_path": str(tmp_path), "include": ["docs/**"], "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    url = "/internal/v1/collections/team-handbook"
+    created = await gateway.put(url, json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    again = await gateway.put(url, json={**body, "include": ["docs/**", "wiki/**"]}, headers=AUTH)
+    assert again.status_code == 200 and again.json()["include"] == ["docs/**", "wiki/**"]
+    other_model = await gateway.put(url, json={**body, "model": "Qwen/Qwen3-Embedding-0.6B"}, headers=AUTH)
+    assert other_model.status_code == 409 and other_model.json()["error"]["field"] == "model"
+    unknown = await gateway.put(url, json={**body, "model": "no/such-model"}, headers=AUTH)
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "model"
+
+    first = await gateway.post(f"{url}/operations", json={"key": "uid-1", "full": True}, headers=AUTH)
+    assert first.status_code == 202, first.text
+    repeat = await gateway.post(f"{url}/operations", json={"key": "uid-1", "full": True}, headers=AUTH)
+    assert repeat.json()["operation_id"] == first.json()["operation_id"]
+    other = await gateway.post(f"{url}/operations", json={"key": "uid-2"}, headers=AUTH)
+    assert other.status_code == 409
+    operation_id = first.json()["operation_id"]
+    progress = await gateway.get(f"/internal/v1/operations/{operation_id}", headers=AUTH)
+    assert progress.json()["status"] == "pending" and progress.json()["kind"] == "full_index"
+
+    assert (await gateway.delete(url, headers=AUTH)).status_code == 204  # cancels the pending operation first
+    assert (await gateway.get(f"/internal/v1/operations/{operation_id}", headers=AUTH)).status_code == 404
+    assert (await gateway.delete(url, headers=AUTH)).status_code == 204
+    assert (await gateway.get(url, headers=AUTH)).status_code == 404

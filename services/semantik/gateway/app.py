@@ -17,7 +17,7 @@ from semantik.gateway import metrics
 from semantik.gateway.deps import require_api_key, require_internal_token
 from semantik.gateway.errors import install_error_handlers
 from semantik.gateway.operations import InlineOperations, OperationExecutor, QueuedOperations
-from semantik.gateway.routers import collections, health, internal, operations, search
+from semantik.gateway.routers import collections, health, internal, internal_collections, operations, search
 
 DESCRIPTION = """Semantic search over your own documents.
 
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     protected = [Depends(require_api_key)]
     for router in (collections.router, search.router, operations.router):
         app.include_router(router, dependencies=protected)
-    app.include_router(internal.router, dependencies=[Depends(require_internal_token)])
+    for router in (internal.router, internal_collections.router):
+        app.include_router(router, dependencies=[Depends(require_internal_token)])
 
     @app.middleware("http")
     async def record_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -139,6 +139,8 @@ class Operation(Base):
     batches_done: Mapped[int] = mapped_column(Integer, default=0)
     removed_paths: Mapped[list[str]] = mapped_column(default=list)
     """Documents whose files are gone: dropped when the operation finalizes."""
+    request_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    """A caller's idempotency key (the operator sends its IndexJob's uid): the same key, the same operation."""
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)

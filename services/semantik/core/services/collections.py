@@ -126,6 +126,38 @@ async def create_collection(app: Semantik, spec: CollectionSpec) -> CollectionVi
     return await get_collection(app, spec.name)
 
 
+async def ensure_collection(app: Semantik, spec: CollectionSpec) -> tuple[CollectionView, bool]:
+    """Create the collection, or bring an existing one's folder and globs to the spec (the operator's way).
+
+    A change of model or chunking is refused with 409: it needs a reindex into a new index. Returns the
+    view and whether it was created."""
+    from semantik.embedder.specs import model_spec
+
+    model = model_spec(spec.model or app.settings.model_name)
+    async with app.sessions() as session:
+        existing = await metadata.get_collection(session, spec.name)
+    if existing is None:
+        try:
+            return await create_collection(app, spec), True
+        except ConflictError:
+            pass  # created by a concurrent call: fall through and compare
+    row = await load_collection(app, spec.name)
+    wanted = (model.name, spec.chunking.strategy.value, spec.chunking.chunk_size, spec.chunking.chunk_overlap)
+    current = (row.model_name, row.chunk_strategy, row.chunk_size, row.chunk_overlap)
+    if wanted != current:
+        raise ConflictError(
+            f"collection {spec.name!r} was built with {current}; {wanted} needs a reindex", field="model"
+        )
+    async with app.sessions.begin() as session:
+        fresh = await metadata.get_collection(session, spec.name)
+        assert fresh is not None
+        fresh.source_path = spec.source_path
+        fresh.include = spec.include
+        fresh.exclude = spec.exclude
+    await app.store.ensure_collection(row.qdrant_collection, row.dimension)
+    return await get_collection(app, spec.name), False
+
+
 async def load_collection(app: Semantik, name: str) -> Collection:
     async with app.sessions() as session:
         row = await metadata.get_collection(session, name)

@@ -44,9 +44,18 @@ def queue_name(operation_id: str) -> str:
     return f"semantik:job:{operation_id}"
 
 
-async def open_index_operation(app: Semantik, name: str, source: str | None, *, full: bool) -> Operation:
-    """Record a pending operation, or refuse with 409 while another one runs on this collection."""
+async def open_index_operation(
+    app: Semantik, name: str, source: str | None, *, full: bool, request_key: str | None = None
+) -> Operation:
+    """Record a pending operation, or refuse with 409 while another one runs on this collection.
+
+    With a `request_key` the call is idempotent: the operation opened for that key before is returned."""
     collection = await load_collection(app, name)
+    if request_key is not None:
+        async with app.sessions() as session:
+            earlier = await metadata.operation_by_key(session, request_key)
+        if earlier is not None:
+            return earlier
     if app.settings.mode is Mode.SERVICE:
         # The workers, not the gateway, mount the folder: they report a missing one on the operation.
         if not (source or collection.source_path):
@@ -62,6 +71,7 @@ async def open_index_operation(app: Semantik, name: str, source: str | None, *, 
         status=OperationStatus.PENDING.value,
         options={"path": str(root), "full": full},
         queue=queue_name(operation_id) if app.settings.mode is Mode.SERVICE else None,
+        request_key=request_key,
     )
     try:
         async with app.sessions.begin() as session:
@@ -74,9 +84,12 @@ async def open_index_operation(app: Semantik, name: str, source: str | None, *, 
                 assert row is not None
                 row.source_path = str(root)
     except IntegrityError as exc:
-        # Another request opened one between our check and our insert; the unique index caught it.
+        # Another request opened one between our check and our insert; a unique index caught it.
         async with app.sessions() as session:
+            earlier = await metadata.operation_by_key(session, request_key) if request_key else None
             active = await metadata.active_operation(session, collection.id)
+        if earlier is not None:
+            return earlier
         raise _busy(name, active.id if active else "?") from exc
     return operation
 

@@ -207,3 +207,7 @@ async def chunk_counts(session: AsyncSession, collection_id: int, paths: Sequenc
         )
     )
     return {path: count for path, count in rows.tuples()}
+
+
+async def operation_by_key(session: AsyncSession, request_key: str) -> Operation | None:
+    return (await session.scalars(select(Operation).where(Operation.request_key == request_key))).first()

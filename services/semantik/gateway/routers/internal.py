@@ -26,6 +26,7 @@ from semantik.gateway.internal_schemas import (
     TargetOut,
 )
 from semantik.gateway.operations import QueuedOperations
+from semantik.gateway.schemas import OperationOut
 
 router = APIRouter(prefix="/internal/v1/operations", tags=["internal"], include_in_schema=True)
 
@@ -49,6 +50,11 @@ def _target_out(operation: OperationTarget) -> TargetOut:
         chunk_overlap=target.chunking.chunk_overlap,
         max_file_bytes=target.max_file_bytes,
     )
+
+
+@router.get("/{operation_id}", response_model=OperationOut, summary="Status and progress of an operation")
+async def read_operation(semantik: SemantikDep, operation_id: str) -> OperationOut:
+    return OperationOut.model_validate(await get_operation(semantik, operation_id), from_attributes=True)
 
 
 @router.post("/{operation_id}/start", response_model=TargetOut, summary="Mark the operation running; what to index")

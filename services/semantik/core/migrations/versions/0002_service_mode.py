@@ -32,9 +32,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("batches_total", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("batches_done", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("removed_paths", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(sa.Column("request_key", sa.String(length=100), nullable=True))
     with op.batch_alter_table("operations", schema=None) as batch_op:
         for column in ("extract_seconds", "embed_seconds", "store_seconds", "batches_done", "removed_paths"):
             batch_op.alter_column(column, server_default=None)
+        batch_op.create_unique_constraint("uq_operations_request_key", ["request_key"])
         batch_op.create_index(
             "uq_operations_one_active",
             ["collection_id"],
@@ -58,7 +60,9 @@ def downgrade() -> None:
     op.drop_table("operation_batches")
     with op.batch_alter_table("operations", schema=None) as batch_op:
         batch_op.drop_index("uq_operations_one_active")
+        batch_op.drop_constraint("uq_operations_request_key", type_="unique")
         for column in (
+            "request_key",
             "removed_paths",
             "batches_done",
             "batches_total",
