@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,6 +10,9 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEMANTIK_OPERATOR_", extra="ignore")
 
     gateway_url: str = Field(default="http://semantik-gateway:8080", description="The gateway's base URL.")
+    internal_token: SecretStr | None = Field(
+        default=None, description="The internal API token itself (the chart sets it from that Secret)."
+    )
     internal_token_secret: str = Field(
         default="semantik-internal", description="Secret (key `token`) with the gateway's internal API token."
     )

@@ -113,3 +113,11 @@ def test_a_change_of_model_or_chunking_changes_the_index_hash_and_nothing_else_d
     more_replicas = CollectionSpec.model_validate({**collection()["spec"], "embedder": {"replicas": 3}})
     assert len({index_spec_hash(base), index_spec_hash(other_model), index_spec_hash(other_chunks)}) == 3
     assert index_spec_hash(more_replicas) == index_spec_hash(base)
+
+
+def test_store_names_are_unique_per_namespace_and_fit() -> None:
+    from semantik_operator.handlers import store_name
+
+    assert store_name("docs", "handbook") == "docs-handbook"
+    assert store_name("a" * 40, "b" * 40) != store_name("c" * 40, "b" * 40)
+    assert len(store_name("a" * 63, "b" * 40)) <= 63

@@ -1,0 +1,68 @@
+"""The operator's client of the gateway's internal API: the only way it touches data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class GatewayError(Exception):
+    """The gateway refused (`status` 4xx, with the field at fault) or could not be reached (`status` None)."""
+
+    def __init__(self, message: str, *, status: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status is None or self.status >= 500
+
+
+class Gateway:
+    def __init__(self, base_url: str, token: str | None, *, timeout: float = 15.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/internal/v1", headers=headers, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def ensure_collection(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PUT", f"/collections/{name}", json=body)
+
+    async def collection(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._call("GET", f"/collections/{name}")
+        except GatewayError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def drop_collection(self, name: str) -> None:
+        await self._call("DELETE", f"/collections/{name}")
+
+    async def open_operation(self, name: str, *, key: str, full: bool) -> dict[str, Any]:
+        return await self._call("POST", f"/collections/{name}/operations", json={"key": key, "full": full})
+
+    async def operation(self, operation_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/operations/{operation_id}")
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise GatewayError(f"the gateway at {self._client.base_url} is unreachable: {exc}") from exc
+        if response.status_code == 204:
+            return {}
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                message, field = str(error["message"]), error.get("field")
+            except (ValueError, KeyError, TypeError):
+                message, field = response.text[:300], None
+            raise GatewayError(message, status=response.status_code, field=field)
+        body: dict[str, Any] = response.json()
+        return body

@@ -1,0 +1,355 @@
+"""kopf handlers: read the object, call the pure builders, apply, write status. Level-based: each run
+asks what should exist now, so a handler that runs again after a crash reaches the same end state."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from semantik.core.errors import InvalidInputError
+from semantik.embedder.specs import model_spec
+from semantik_operator import metrics
+from semantik_operator.builders.common import API_VERSION, short_hash
+from semantik_operator.builders.embedder import (
+    build_embedder_deployment,
+    build_embedder_service,
+    embedder_name,
+    embedder_url,
+)
+from semantik_operator.builders.indexing import (
+    build_index_job,
+    build_worker_job,
+    index_job_name,
+    job_name,
+    source_globs,
+)
+from semantik_operator.gateway import Gateway, GatewayError
+from semantik_operator.kube import Kube
+from semantik_operator.settings import OperatorSettings
+from semantik_operator.spec import CollectionSpec, IndexJobSpec, IndexMode
+from semantik_operator.status import Condition, collection_phase, merge_conditions, ready_condition
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = (API_VERSION.split("/")[0], "v1alpha1", "collections")
+INDEXJOBS = (API_VERSION.split("/")[0], "v1alpha1", "indexjobs")
+RETRY_GATEWAY_SECONDS = 30
+DELETE_ATTEMPTS = 5
+
+
+def store_name(namespace: str, name: str) -> str:
+    """The gateway's name for a namespaced Collection; gateway names are global."""
+    full = f"{namespace}-{name}"
+    return full if len(full) <= 63 else f"{name}-{short_hash(namespace)}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _write_status(
+    patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, conditions: list[Condition], *, indexing: bool
+) -> None:
+    everything = [*conditions, ready_condition(conditions)]
+    patch.status["conditions"] = merge_conditions(
+        status.get("conditions") or [], everything, meta["generation"], _now()
+    )
+    patch.status["observedGeneration"] = meta["generation"]
+    patch.status["phase"] = collection_phase(conditions, indexing=indexing)
+
+
+@kopf.on.create(*COLLECTIONS)
+@kopf.on.update(*COLLECTIONS, field="spec")
+@kopf.on.resume(*COLLECTIONS)
+async def reconcile_collection(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
+) -> None:
+    assert namespace is not None, "Collections and IndexJobs are namespaced"
+    async with metrics.measured("collection"):
+        settings: OperatorSettings = memo.settings
+        gateway: Gateway = memo.gateway
+        kube: Kube = memo.kube
+        parsed = CollectionSpec.model_validate(dict(spec))
+        try:
+            model = model_spec(parsed.embedding.model)
+        except InvalidInputError as exc:
+            kopf.warn(body, reason="InvalidModel", message=exc.message)
+            _write_status(
+                patch, status, meta, [Condition("Indexed", False, "InvalidModel", exc.message)], indexing=False
+            )
+            return
+        if parsed.embedding.dimension not in (None, model.dimension):
+            message = f"{model.name} makes {model.dimension}-dimensional vectors, not {parsed.embedding.dimension}"
+            kopf.warn(body, reason="InvalidDimension", message=message)
+            _write_status(
+                patch, status, meta, [Condition("Indexed", False, "InvalidDimension", message)], indexing=False
+            )
+            return
+        for source in parsed.sources:
+            if source.pvc is not None and not await kube.exists(
+                "v1", "PersistentVolumeClaim", source.pvc.claim_name, namespace
+            ):
+                message = f"source {source.name}: PersistentVolumeClaim {source.pvc.claim_name!r} does not exist"
+                kopf.warn(body, reason="SourceMissing", message=message)
+                _write_status(
+                    patch, status, meta, [Condition("Indexed", False, "SourceMissing", message)], indexing=False
+                )
+                raise kopf.TemporaryError(message, delay=60)
+
+        include, exclude = source_globs(parsed.sources)
+        store = store_name(namespace, name)
+        try:
+            await gateway.ensure_collection(
+                store,
+                {
+                    "source_path": settings.sources_root,
+                    "include": include,
+                    "exclude": exclude,
+                    "model": parsed.embedding.model,
+                    "chunking": {
+                        "strategy": parsed.chunking.strategy,
+                        "chunk_size": parsed.chunking.chunk_size,
+                        "chunk_overlap": parsed.chunking.chunk_overlap,
+                    },
+                },
+            )
+        except GatewayError as exc:
+            reason = "GatewayUnreachable" if exc.unreachable else "StoreRejected"
+            kopf.warn(body, reason=reason, message=str(exc))
+            _write_status(patch, status, meta, [Condition("StoreReady", False, reason, str(exc))], indexing=False)
+            raise kopf.TemporaryError(str(exc), delay=RETRY_GATEWAY_SECONDS) from exc
+
+        embedder = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
+        owners = await _collections_sharing(kube, namespace, parsed)
+        await kube.apply(build_embedder_deployment(parsed, namespace, owners or [dict(body)], settings))
+        await kube.apply(build_embedder_service(embedder, namespace, owners or [dict(body)]))
+
+        last_job = status.get("lastIndexJob")
+        if not last_job:
+            last_job = index_job_name(name, IndexMode.FULL, meta["uid"][:8])
+            created = await kube.create(build_index_job(body, IndexMode.FULL, last_job))
+            if created:
+                kopf.info(body, reason="Created", message=f"IndexJob {last_job} for the first index")
+        patch.status["lastIndexJob"] = last_job
+        patch.status["qdrantCollection"] = f"semantik-{store}"
+        patch.status["embedderService"] = embedder
+        conditions = [
+            Condition("EmbedderReady", None, "Starting", f"Deployment {embedder} applied"),
+            Condition("StoreReady", True, "Ensured", f"store collection of {store} ensured through the gateway"),
+            Condition("Indexed", None, "Pending", f"waiting for IndexJob {last_job}"),
+        ]
+        _write_status(patch, status, meta, conditions, indexing=True)
+
+
+async def _collections_sharing(kube: Kube, namespace: str, spec: CollectionSpec) -> list[dict[str, Any]]:
+    """Every Collection in the namespace using this (model, quantization): the embedder's owners."""
+    wanted = embedder_name(spec.embedding.model, spec.embedding.quantization)
+    owners = []
+    for item in await kube.list(API_VERSION, "Collection", namespace):
+        if item["metadata"].get("deletionTimestamp"):
+            continue
+        try:
+            other = CollectionSpec.model_validate(item.get("spec") or {})
+        except ValueError:
+            continue
+        if embedder_name(other.embedding.model, other.embedding.quantization) == wanted:
+            owners.append(item)
+    return sorted(owners, key=lambda item: item["metadata"]["name"])
+
+
+@kopf.timer(*COLLECTIONS, interval=10, initial_delay=5, idle=0)
+async def observe_collection(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
+) -> None:
+    """Copy what is true now (embedder readiness, index counts, the last IndexJob) into status."""
+    assert namespace is not None, "Collections and IndexJobs are namespaced"
+    if not status.get("embedderService"):
+        return
+    gateway: Gateway = memo.gateway
+    kube: Kube = memo.kube
+    deployment = await kube.get("apps/v1", "Deployment", status["embedderService"], namespace)
+    wanted = (deployment or {}).get("spec", {}).get("replicas", 1)
+    ready = (deployment or {}).get("status", {}).get("readyReplicas", 0) or 0
+    embedder = Condition(
+        "EmbedderReady",
+        ready >= wanted if deployment else False,
+        "Available" if deployment and ready >= wanted else "Unavailable",
+        f"{ready}/{wanted} embedder pods ready" if deployment else "the embedder Deployment is missing",
+    )
+    try:
+        view = await gateway.collection(store_name(namespace, name))
+        store = Condition("StoreReady", view is not None, "Ensured" if view else "Missing", "store collection present")
+    except GatewayError as exc:
+        view = None
+        store = Condition("StoreReady", False, "GatewayUnreachable", str(exc))
+    job = (
+        await kube.get(API_VERSION, "IndexJob", status.get("lastIndexJob", ""), namespace)
+        if status.get("lastIndexJob")
+        else None
+    )
+    job_phase = (job or {}).get("status", {}).get("phase", "Pending")
+    indexed_at = view.get("last_indexed_at") if view else None
+    if job_phase == "Failed":
+        indexed = Condition("Indexed", False, "IndexJobFailed", (job or {}).get("status", {}).get("message", "failed"))
+    elif indexed_at:
+        indexed = Condition("Indexed", True, "Indexed", f"{view['documents'] if view else 0} documents indexed")
+    else:
+        indexed = Condition("Indexed", None, "Indexing", f"IndexJob {status.get('lastIndexJob')} is {job_phase}")
+    if view is not None:
+        patch.status["documents"] = view["documents"]
+        patch.status["chunks"] = view["chunks"]
+        patch.status["failedDocuments"] = view["failed_documents"]
+        if indexed_at:
+            patch.status["lastIndexedAt"] = indexed_at
+    _write_status(patch, status, meta, [embedder, store, indexed], indexing=job_phase in ("Pending", "Running"))
+
+
+@kopf.on.delete(*COLLECTIONS)
+async def delete_collection(
+    body: kopf.Body, spec: kopf.Spec, namespace: str | None, name: str, memo: Any, retry: int, **_: Any
+) -> None:
+    """Drop the index through the gateway unless retained; give up (and say so) on a gateway that is gone."""
+    assert namespace is not None, "Collections and IndexJobs are namespaced"
+    if spec.get("retainOnDelete"):
+        kopf.info(body, reason="Retained", message="the index and its metadata are kept (retainOnDelete)")
+        return
+    gateway: Gateway = memo.gateway
+    try:
+        await gateway.drop_collection(store_name(namespace, name))
+    except GatewayError as exc:
+        if retry + 1 >= DELETE_ATTEMPTS:
+            kopf.warn(
+                body,
+                reason="DeleteIncomplete",
+                message=f"released after {DELETE_ATTEMPTS} attempts; the index may remain in the store: {exc}",
+            )
+            return
+        raise kopf.TemporaryError(str(exc), delay=10) from exc
+    kopf.info(body, reason="Deleted", message="the index and its metadata were dropped")
+
+
+@kopf.on.create(*INDEXJOBS)
+@kopf.on.resume(*INDEXJOBS)
+async def start_index_job(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
+) -> None:
+    """Open the gateway's operation (idempotent by this IndexJob's uid), then the Job of workers."""
+    assert namespace is not None, "Collections and IndexJobs are namespaced"
+    async with metrics.measured("indexjob"):
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return
+        settings: OperatorSettings = memo.settings
+        gateway: Gateway = memo.gateway
+        kube: Kube = memo.kube
+        parsed = IndexJobSpec.model_validate(dict(spec))
+        collection = await kube.get(API_VERSION, "Collection", parsed.collection_ref.name, namespace)
+        if collection is None:
+            message = f"Collection {parsed.collection_ref.name!r} does not exist"
+            patch.status.update({"phase": "Failed", "message": message, "observedGeneration": meta["generation"]})
+            kopf.warn(body, reason="CollectionNotFound", message=message)
+            return
+        collection_spec = CollectionSpec.model_validate(collection.get("spec") or {})
+        store = store_name(namespace, parsed.collection_ref.name)
+        try:
+            operation = await gateway.open_operation(
+                store, key=meta["uid"], full=parsed.mode in (IndexMode.FULL, IndexMode.REINDEX)
+            )
+        except GatewayError as exc:
+            if exc.unreachable or exc.status == 404:
+                patch.status["message"] = str(exc)
+                raise kopf.TemporaryError(str(exc), delay=RETRY_GATEWAY_SECONDS) from exc
+            patch.status.update({"phase": "Failed", "message": str(exc), "observedGeneration": meta["generation"]})
+            kopf.warn(body, reason="Rejected", message=str(exc))
+            return
+        operation_id = operation["operation_id"]
+        embedder = embedder_name(collection_spec.embedding.model, collection_spec.embedding.quantization)
+        job = build_worker_job(
+            body,
+            collection_spec,
+            queue=f"semantik:job:{operation_id}",
+            embedder_url=embedder_url(embedder, namespace),
+            settings=settings,
+        )
+        if await kube.create(job):
+            kopf.info(body, reason="Created", message=f"Job {job['metadata']['name']} for operation {operation_id}")
+        patch.status.update(
+            {
+                "phase": "Running",
+                "operationId": operation_id,
+                "jobName": job_name(name),
+                "targetCollection": f"semantik-{store}",
+                "startedAt": status.get("startedAt") or _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "observedGeneration": meta["generation"],
+            }
+        )
+
+
+@kopf.timer(*INDEXJOBS, interval=5, initial_delay=2, idle=0)
+async def observe_index_job(
+    body: kopf.Body, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, memo: Any, **_: Any
+) -> None:
+    """Copy the operation's counters into status until it ends."""
+    if status.get("phase") != "Running" or not status.get("operationId"):
+        return
+    gateway: Gateway = memo.gateway
+    try:
+        operation = await gateway.operation(status["operationId"])
+    except GatewayError as exc:
+        patch.status["message"] = f"progress unknown: {exc}"
+        return
+    patch.status.update(
+        {
+            "totalFiles": operation["files_total"],
+            "processedFiles": operation["files_processed"],
+            "failedFiles": operation["files_failed"],
+            "chunks": operation["chunks"],
+        }
+    )
+    if operation["status"] in ("succeeded", "failed", "cancelled"):
+        succeeded = operation["status"] == "succeeded"
+        message = (
+            f"{operation['files_processed']} files, {operation['chunks']} chunks, {operation['files_failed']} failed"
+            if succeeded
+            else f"operation {operation['status']}: {operation.get('error') or 'no reason given'}"
+        )
+        patch.status.update(
+            {
+                "phase": "Succeeded" if succeeded else "Failed",
+                "completedAt": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "message": message,
+                "conditions": merge_conditions(
+                    status.get("conditions") or [],
+                    [Condition("Complete", succeeded, "Succeeded" if succeeded else "OperationFailed", message)],
+                    meta["generation"],
+                    _now(),
+                ),
+            }
+        )
+        (kopf.info if succeeded else kopf.warn)(body, reason="Succeeded" if succeeded else "Failed", message=message)
