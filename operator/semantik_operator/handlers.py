@@ -26,6 +26,7 @@ from semantik_operator.builders.indexing import (
     job_name,
     source_globs,
 )
+from semantik_operator.builders.schedule import due_tick, tick_token
 from semantik_operator.gateway import Gateway, GatewayError
 from semantik_operator.kube import Kube
 from semantik_operator.settings import OperatorSettings
@@ -221,6 +222,45 @@ async def observe_collection(
         if indexed_at:
             patch.status["lastIndexedAt"] = indexed_at
     _write_status(patch, status, meta, [embedder, store, indexed], indexing=job_phase in ("Pending", "Running"))
+
+
+@kopf.timer(*COLLECTIONS, interval=30, initial_delay=10, idle=0)
+async def scheduled_resync(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
+) -> None:
+    """An incremental IndexJob per due tick of indexing.schedule; a tick is skipped while a run is busy."""
+    assert namespace is not None, "Collections and IndexJobs are namespaced"
+    schedule = (spec.get("indexing") or {}).get("schedule")
+    if not schedule or not status.get("lastIndexJob"):
+        return
+    since = _parse_time(status.get("lastScheduledAt") or meta["creationTimestamp"])
+    tick = due_tick(schedule, since, _now())
+    if tick is None:
+        return
+    kube: Kube = memo.kube
+    patch.status["lastScheduledAt"] = tick.strftime("%Y-%m-%dT%H:%M:%SZ")
+    last = await kube.get(API_VERSION, "IndexJob", status["lastIndexJob"], namespace)
+    if last is not None and (last.get("status") or {}).get("phase", "Pending") in ("Pending", "Running"):
+        kopf.info(
+            body, reason="ScheduleSkipped", message=f"tick {tick:%Y-%m-%d %H:%M} skipped: {status['lastIndexJob']} runs"
+        )
+        return
+    job = index_job_name(name, IndexMode.INCREMENTAL, tick_token(tick))
+    if await kube.create(build_index_job(body, IndexMode.INCREMENTAL, job)):
+        kopf.info(body, reason="Scheduled", message=f"IndexJob {job} for the {tick:%Y-%m-%d %H:%M} tick")
+    patch.status["lastIndexJob"] = job
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @kopf.on.delete(*COLLECTIONS)

@@ -37,11 +37,12 @@ class Process:
     env: Mapping[str, str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
+    module: str = "semantik.cli"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "semantik.cli", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
