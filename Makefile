@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DOCS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-unit test-integration lint format bench clean
+.PHONY: help bootstrap demo test test-unit test-integration lint format bench controlplane clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ format: bootstrap ## Apply ruff's fixes and formatting
 
 bench: bootstrap ## Benchmarks: print figures and ratios against baselines measured in the same run
 	@$(PY) -m bench $(BENCH_ARGS)
+
+controlplane: ## Build (once) and start the cluster tier's control plane; then eval "$$(hack/controlplane.sh env)"
+	@hack/controlplane.sh up
 
 clean: ## Remove the virtual environment and caches inside the clone
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
