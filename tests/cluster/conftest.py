@@ -1,0 +1,128 @@
+"""The cluster tier's control plane: `hack/controlplane.sh up` in a private directory for the session.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as host processes started by
+kwokctl from binaries built from their Go modules (cached under ~/.cache/semantik/bin, so only the
+first run pays for the build); kwok fakes the nodes cpu-0, cpu-1 and gpu-0 and drives pods on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HACK = Path(__file__).resolve().parents[2] / "hack"
+CONTROLPLANE = HACK / "controlplane.sh"
+
+# Deletes the cluster and its directory once stdin closes, which the kernel does when the test process
+# ends however it ends; in a session of its own so a Ctrl-C to pytest's process group leaves it alive.
+_REAPER = 'cat >/dev/null; "$0" down "$1" >/dev/null 2>&1; rm -rf "$1"'
+
+# A cold build of the binaries takes tens of minutes on two cores; `up` with them built, seconds.
+_UP_TIMEOUT = 3 * 3600
+
+GO_MISSING = shutil.which("go") is None
+GO_MISSING_REASON = "go is not installed: hack/controlplane.sh builds the control plane from Go modules"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running control plane: its kubeconfig and the environment (`hack/controlplane.sh env`) to reach it."""
+
+    directory: Path
+    kubeconfig: Path
+    env: dict[str, str]
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the cluster's own kubectl; a failure raises with its stderr when check is set."""
+        result = subprocess.run(
+            ["kubectl", *args], input=input, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {shlex.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def get(self, *args: str) -> Any:
+        """`kubectl get ... -o json`, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, manifest: dict[str, Any], namespace: str | None = None) -> None:
+        """`kubectl apply` one object (JSON is YAML)."""
+        self.kubectl("apply", *(["--namespace", namespace] if namespace else []), "-f", "-", input=json.dumps(manifest))
+
+
+def _controlplane(command: str, directory: Path, timeout: float) -> str:
+    result = subprocess.run(
+        [str(CONTROLPLANE), command, str(directory)], capture_output=True, text=True, timeout=timeout
+    )
+    sys.stderr.write(result.stderr)  # build and start timings, shown by pytest with a failure (or with -s)
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/controlplane.sh {command} {directory} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Time only the bodies of this tier's tests: the session's `up` may include a cold build."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(600, func_only=True))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A control plane of its own for the session, deleted at its end."""
+    if GO_MISSING:
+        pytest.skip(GO_MISSING_REASON)
+    directory = Path(tempfile.mkdtemp(prefix="semantik-cluster-"))
+    reaper = subprocess.Popen(
+        ["bash", "-c", _REAPER, str(CONTROLPLANE), str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert reaper.stdin is not None
+    try:
+        _controlplane("up", directory, _UP_TIMEOUT)
+        # The environment exactly as `eval "$(hack/controlplane.sh env DIR)"` makes it.
+        exports = _controlplane("env", directory, 60)
+        printed = subprocess.run(
+            ["bash", "-c", 'eval "$1" && printf "%s\\0%s" "$KUBECONFIG" "$PATH"', "bash", exports],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        kubeconfig, path = printed.split("\0")
+        yield Cluster(directory, Path(kubeconfig), {**os.environ, "KUBECONFIG": kubeconfig, "PATH": path})
+    finally:
+        try:
+            _controlplane("down", directory, 300)
+            shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            reaper.stdin.close()
+            reaper.wait(timeout=300)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) after it."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    cluster.kubectl("create", "namespace", name)
+    # Pods are refused until the controller-manager has made the namespace's default service account.
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "--namespace", name, "--timeout=60s")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
