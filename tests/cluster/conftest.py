@@ -126,3 +126,15 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("wait", "--for=create", "serviceaccount/default", "--namespace", name, "--timeout=60s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster with Semantik's CRDs installed from crds/ and established."""
+    for crd in sorted(CRDS.glob("*.yaml")):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/collections.semantik.io", "crd/indexjobs.semantik.io")
+    return cluster
