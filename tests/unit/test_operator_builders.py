@@ -35,7 +35,7 @@ def test_gpu_embedder_asks_for_the_gpu_tolerates_its_taint_and_selects_gpu_nodes
     deployment = build_embedder_deployment(CollectionSpec.model_validate(body["spec"]), "docs", [body], SETTINGS)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true", "pool": "a100"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cuda"} in container["env"]

@@ -60,8 +60,9 @@ def build_embedder_deployment(
     node_selector = dict(placement.node_selector)
     tolerations = [t.manifest() for t in placement.tolerations]
     if gpus:
-        limits[placement.gpu.resource_name] = gpus
-        requests[placement.gpu.resource_name] = gpus
+        # Quantities as strings, as the API server stores them, so an apply is a no-op the second time.
+        limits[placement.gpu.resource_name] = str(gpus)
+        requests[placement.gpu.resource_name] = str(gpus)
         node_selector = {**settings.gpu_node_selector, **node_selector}
         gpu_toleration = {"key": placement.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}
         if gpu_toleration not in tolerations:

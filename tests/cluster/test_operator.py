@@ -1,0 +1,320 @@
+"""The operator against a real kube-apiserver (kwok nodes, one with a GPU), the gateway, embedder and
+workers as host processes: `kubectl apply` of a Collection turns a folder into a searchable index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from semantik_operator.builders.embedder import embedder_name
+from semantik_operator.handlers import store_name
+from semantik_operator.spec import Quantization
+from tests.cluster.conftest import Cluster
+from tests.support.corpus import COMMON_LICENSES
+from tests.support.servers import hack, private_server_directory
+from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
+
+NAMESPACE = "semantik-test"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("crds")]
+
+
+def wait(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise TimeoutError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def sources_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sources")
+    docs = root / "docs"
+    docs.mkdir()
+    for name in ("Apache-2.0", "MIT", "BSD", "GPL-3", "LGPL-3", "MPL-2.0"):
+        if (COMMON_LICENSES / name).exists():
+            shutil.copyfile(COMMON_LICENSES / name, docs / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.support.servers import fresh_postgres_database
+
+    workdir = tmp_path_factory.mktemp("stack")
+    with private_server_directory("postgres.sh") as pg, private_server_directory("redis.sh") as redis:
+        server = hack("postgres.sh", "start", pg)
+        service = Stack(
+            workdir=workdir,
+            redis_url=hack("redis.sh", "start", redis),
+            database_url=await fresh_postgres_database(server),
+            embedder_port=free_port(),
+        )
+        service.start_embedder()
+        service.start_gateway()
+        try:
+            yield service
+        finally:
+            service.stop_all()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Cluster, stack: Stack, sources_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Process]:
+    cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+    secret = cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        "semantik-internal",
+        f"--from-literal=token={INTERNAL_TOKEN}",
+        check=False,
+    )
+    assert secret.returncode == 0 or "AlreadyExists" in secret.stderr, secret.stderr
+    # The model cache the embedder mounts (the chart makes this claim): a PV bound to it by name.
+    models = tmp_path_factory.mktemp("models")
+    for manifest in (
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": "semantik-test-models"},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "hostPath": {"path": str(models)},
+                "storageClassName": "",
+                "claimRef": {"namespace": NAMESPACE, "name": "semantik-models"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "semantik-models", "namespace": NAMESPACE},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+                "storageClassName": "",
+                "volumeName": "semantik-test-models",
+            },
+        },
+    ):
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    process = Process(
+        "operator",
+        ["run", "--standalone", "--namespace", NAMESPACE, "-m", "semantik_operator.main"],
+        {
+            **cluster.env,
+            "SEMANTIK_OPERATOR_GATEWAY_URL": stack.gateway_url,
+            "SEMANTIK_OPERATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "SEMANTIK_OPERATOR_REDIS_URL": stack.redis_url,
+            "SEMANTIK_OPERATOR_SOURCES_ROOT": str(sources_root),
+            "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),
+        },
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        module="kopf",
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def get(cluster: Cluster, kind: str, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("-n", NAMESPACE, "get", kind, name, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    for item in (body or {}).get("status", {}).get("conditions", []):
+        if item["type"] == kind:
+            return dict(item)
+    return {}
+
+
+def apply_collection(cluster: Cluster, name: str, sources_root: Path, **spec: Any) -> None:
+    body = {
+        "apiVersion": "semantik.io/v1alpha1",
+        "kind": "Collection",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"sources": [{"name": "docs", "hostPath": str(sources_root / "docs")}], **spec},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) -> Process:
+    """Run the Job's worker as a host process with the Job's own command and environment (no container
+    runtime here). Three values are mapped as a kubelet would: the token from its Secret, the embedder
+    Service's cluster DNS name to the embedder's host port, and the model volume to the bundled model."""
+    job_name = wait(
+        "the IndexJob's Job", lambda: (get(cluster, "indexjob", index_job) or {}).get("status", {}).get("jobName")
+    )
+    job = wait("the Job", lambda: get(cluster, "job", job_name))
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["semantik", "worker"] and "--burst" in container["args"]
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if "valueFrom" in item:
+            assert item["valueFrom"]["secretKeyRef"] == {"name": "semantik-internal", "key": "token"}
+            env[item["name"]] = INTERNAL_TOKEN
+        else:
+            env[item["name"]] = item["value"]
+    assert ".svc:8000" in env["SEMANTIK_EMBEDDER_URL"]
+    env["SEMANTIK_EMBEDDER_URL"] = stack.embedder_url
+    env.pop("SEMANTIK_MODEL_PATH")
+    env.pop("HOME")
+    worker = Process(f"worker-{index_job}", container["args"][1:], env, tmp / f"{index_job}.log")
+    worker.start()
+    return worker
+
+
+def test_collection_becomes_a_searchable_index_on_the_gpu_node(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path, tmp_path: Path
+) -> None:
+    apply_collection(
+        cluster, "handbook", sources_root, embedder={"gpu": {"count": 1}}, embedding={"quantization": "float16"}
+    )
+    deployment_name = embedder_name(MINILM, Quantization.FLOAT16)
+    deployment = wait("embedder Deployment", lambda: get(cluster, "deployment", deployment_name))
+    pod_spec = deployment["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec["tolerations"]
+    assert get(cluster, "service", deployment_name) is not None
+
+    def embedder_pod_node() -> str | None:
+        pods = json.loads(
+            cluster.kubectl(
+                "-n", NAMESPACE, "get", "pods", "-l", f"semantik.io/embedder={deployment_name}", "-o", "json"
+            ).stdout
+        )["items"]
+        ready = [
+            p
+            for p in pods
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+        ]
+        return ready[0]["spec"]["nodeName"] if ready else None
+
+    assert wait("a Ready embedder pod", embedder_pod_node) == "gpu-0"
+
+    collection = wait(
+        "status.lastIndexJob",
+        lambda: (get(cluster, "collection", "handbook") or {}).get("status", {}).get("lastIndexJob"),
+    )
+    worker = run_workers_of(cluster, collection, stack, tmp_path)
+    try:
+        assert worker.wait(timeout=300) == 0, worker.log_tail()
+    finally:
+        worker.stop()
+    index_job = wait(
+        "IndexJob Succeeded",
+        lambda: (job := get(cluster, "indexjob", collection))
+        and job.get("status", {}).get("phase") == "Succeeded"
+        and job,
+    )
+    assert index_job["status"]["processedFiles"] == index_job["status"]["totalFiles"] > 0
+    assert index_job["status"]["chunks"] > 0
+    ready = wait(
+        "Collection Ready",
+        lambda: condition(get(cluster, "collection", "handbook"), "Ready").get("status") == "True"
+        and get(cluster, "collection", "handbook"),
+    )
+    status = ready["status"]
+    assert status["phase"] == "Ready" and status["documents"] == index_job["status"]["totalFiles"]
+    assert {c["type"] for c in status["conditions"]} == {"EmbedderReady", "StoreReady", "Indexed", "Ready"}
+    assert status["observedGeneration"] == ready["metadata"]["generation"]
+    table = cluster.kubectl("-n", NAMESPACE, "get", "col").stdout
+    assert all(column in table for column in ("PHASE", "READY", "DOCUMENTS", "CHUNKS", "MODEL", "AGE"))
+
+    hits = httpx.post(
+        f"{stack.gateway_url}/api/v1/collections/{store_name(NAMESPACE, 'handbook')}/search",
+        json={"query": "what must I include in a NOTICE file when I redistribute", "k": 3},
+    ).json()["hits"]
+    assert any(hit["path"] == "docs/Apache-2.0" for hit in hits), hits
+
+
+def test_unknown_model_is_ready_false_with_a_reason(cluster: Cluster, operator: Process, sources_root: Path) -> None:
+    apply_collection(cluster, "mystery", sources_root, embedding={"model": "acme/unknown-model"})
+    ready = wait("Ready=False", lambda: condition(get(cluster, "collection", "mystery"), "Ready") or None)
+    assert ready["status"] == "False" and ready["reason"] == "InvalidModel"
+    events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=mystery").stdout
+    assert "InvalidModel" in events
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "mystery")
+
+
+def test_shared_embedder_lives_until_its_last_collection_goes(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    apply_collection(cluster, "one", sources_root, embedding={"quantization": "bfloat16"}, retainOnDelete=True)
+    apply_collection(cluster, "two", sources_root, embedding={"quantization": "bfloat16"})
+    name = embedder_name(MINILM, Quantization.BFLOAT16)
+    wait(
+        "two owners",
+        lambda: len((get(cluster, "deployment", name) or {}).get("metadata", {}).get("ownerReferences", [])) == 2,
+    )
+    assert "nodeSelector" not in get(cluster, "deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
+
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "one")
+    time.sleep(3)
+    assert get(cluster, "deployment", name) is not None
+    retained = httpx.get(
+        f"{stack.gateway_url}/internal/v1/collections/{store_name(NAMESPACE, 'one')}",
+        headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+    )
+    assert retained.status_code == 200  # retainOnDelete kept the index
+
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "two")
+    wait("the Deployment garbage-collected", lambda: get(cluster, "deployment", name) is None)
+    dropped = httpx.get(
+        f"{stack.gateway_url}/internal/v1/collections/{store_name(NAMESPACE, 'two')}",
+        headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+    )
+    assert dropped.status_code == 404  # the finalizer dropped the index
+
+
+def test_operator_killed_mid_reconcile_reaches_the_same_end_state(
+    cluster: Cluster, operator: Process, sources_root: Path
+) -> None:
+    apply_collection(cluster, "sturdy", sources_root)
+    time.sleep(0.5)
+    operator.kill9()
+    operator.start()
+    name = embedder_name(MINILM, Quantization.FLOAT32)
+    deployment = wait("embedder Deployment", lambda: get(cluster, "deployment", name))
+    assert [o["name"] for o in deployment["metadata"]["ownerReferences"]] == ["sturdy"]
+    jobs = json.loads(
+        cluster.kubectl("-n", NAMESPACE, "get", "indexjobs", "-l", "semantik.io/collection=sturdy", "-o", "json").stdout
+    )
+    assert len(jobs["items"]) == 1  # one first IndexJob, not one per run of the handler
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "sturdy")
+
+
+def test_a_gone_gateway_does_not_block_deletion(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    apply_collection(cluster, "orphan", sources_root)
+    wait("lastIndexJob", lambda: (get(cluster, "collection", "orphan") or {}).get("status", {}).get("lastIndexJob"))
+    assert stack.gateway is not None
+    stack.gateway.stop()
+    try:
+        cluster.kubectl("-n", NAMESPACE, "delete", "collection", "orphan", "--wait=false")
+        wait("the finalizer released", lambda: get(cluster, "collection", "orphan") is None, timeout=240)
+        events = cluster.kubectl(
+            "-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=orphan"
+        ).stdout
+        assert "DeleteIncomplete" in events
+    finally:
+        stack.gateway.start()
+        wait_until_ready(f"{stack.gateway_url}/healthz", stack.gateway)
