@@ -29,6 +29,10 @@ cleanup() { hack/test-services.sh down "$services_dir" >/dev/null 2>&1 || true; 
 trap cleanup EXIT
 
 timed "lint (ruff, mypy --strict)" lint
+if command -v go >/dev/null; then
+  # Built once into ~/.cache/semantik/bin; later runs find it there. tests/cluster starts its own cluster.
+  timed "control plane binaries (Go build, cached)" hack/controlplane.sh build
+fi
 timed "PostgreSQL and Redis (install if absent, start)" hack/test-services.sh up "$services_dir" >"$services_dir/env"
 # shellcheck disable=SC1091
 source "$services_dir/env"
