@@ -8,9 +8,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import embedder, indexing, service
+from bench import embedder, indexing, operator, service
 
-SECTIONS = {"embedder": embedder.main, "indexing": indexing.main, "service": service.main}
+SECTIONS = {"embedder": embedder.main, "indexing": indexing.main, "service": service.main, "operator": operator.main}
 
 
 def main() -> None:

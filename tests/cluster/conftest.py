@@ -16,6 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,13 @@ def cluster() -> Iterator[Cluster]:
     """A control plane of its own for the session, deleted at its end."""
     if GO_MISSING:
         pytest.skip(GO_MISSING_REASON)
+    with running_cluster() as running:
+        yield running
+
+
+@contextmanager
+def running_cluster() -> Iterator[Cluster]:
+    """Start a control plane in a temporary directory (hack/controlplane.sh up); delete it afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="semantik-cluster-"))
     reaper = subprocess.Popen(
         ["bash", "-c", _REAPER, str(CONTROLPLANE), str(directory)],
