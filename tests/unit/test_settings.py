@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from semantik.core.settings import Settings, is_loopback
 from semantik.embedder.settings import EmbedderSettings
 from semantik.worker.config import WorkerConfig
+from semantik_operator.settings import OperatorSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -18,7 +19,8 @@ def test_every_setting_is_documented_in_the_readme_tables() -> None:
     gateway = {name.upper() for name in Settings.model_fields}
     embedder = {f"EMBEDDER_{name.upper()}" for name in EmbedderSettings.model_fields}
     worker = {name.upper() for name in WorkerConfig.model_fields}
-    assert documented == gateway | embedder | worker
+    operator = {f"OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields}
+    assert documented == gateway | embedder | worker | operator
 
 
 def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
