@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from semantik.core.http_errors import error_parts
+
 
 class GatewayError(Exception):
     """The gateway refused (`status` 4xx, with the field at fault) or could not be reached (`status` None)."""
@@ -58,11 +60,7 @@ class Gateway:
         if response.status_code == 204:
             return {}
         if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                message, field = str(error["message"]), error.get("field")
-            except (ValueError, KeyError, TypeError):
-                message, field = response.text[:300], None
+            message, field = error_parts(response)
             raise GatewayError(message, status=response.status_code, field=field)
         body: dict[str, Any] = response.json()
         return body

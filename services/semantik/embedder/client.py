@@ -17,6 +17,7 @@ import numpy as np
 
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.errors import BackendUnavailableError, InvalidInputError, SemantikError
+from semantik.core.http_errors import error_parts
 from semantik.embedder.engine import TextTooLargeError
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _error_from(response: httpx.Response) -> SemantikError:
-    try:
-        error = response.json()["error"]
-        message, field = str(error["message"]), error.get("field")
-    except (ValueError, KeyError, TypeError):
-        message, field = response.text[:200], None
+    message, field = error_parts(response)
     if response.status_code == 507:
         return TextTooLargeError(message)
     if 400 <= response.status_code < 500:

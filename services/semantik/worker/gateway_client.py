@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError, SemantikError
+from semantik.core.http_errors import error_parts
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,7 @@ class GatewayClient:
 
 
 def _error_from(response: httpx.Response) -> SemantikError:
-    try:
-        error = response.json()["error"]
-        message, field = str(error["message"]), error.get("field")
-    except (ValueError, KeyError, TypeError):
-        message, field = response.text[:200], None
+    message, field = error_parts(response)
     if response.status_code == 404:
         return NotFoundError(message, field=field)
     if response.status_code == 409:

@@ -12,18 +12,17 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, DocumentStatus, Operation, OperationBatch, OperationStatus, utcnow
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.batch import IndexTarget, rejection_updates
-from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.ids import point_id, point_ids
 from semantik.core.pipeline.plan import KnownDocument
 from semantik.core.pipeline.scan import RejectedFile
 from semantik.core.pipeline.sink import DocumentUpdate, IndexBatch, LocalIndexSink
+from semantik.core.services.indexing import index_target
 from semantik.core.store import metadata
 from semantik.core.store.metadata import DocumentRecord
 from semantik.core.store.vectors import ChunkPoint
@@ -97,18 +96,7 @@ def _target(operation: Operation, collection: Collection, max_file_bytes: int) -
         full=bool(operation.options.get("full")),
         queue=operation.queue,
         batches_total=operation.batches_total,
-        target=IndexTarget(
-            collection_id=collection.id,
-            name=collection.name,
-            qdrant_collection=collection.qdrant_collection,
-            root=Path(operation.options["path"]),
-            include=list(collection.include),
-            exclude=list(collection.exclude),
-            chunking=ChunkingConfig(
-                ChunkStrategy(collection.chunk_strategy), collection.chunk_size, collection.chunk_overlap
-            ),
-            max_file_bytes=max_file_bytes,
-        ),
+        target=index_target(operation, collection, max_file_bytes),
     )
 
 

@@ -39,6 +39,22 @@ def resolve_source(path: str | None, field: str = "path") -> Path:
     return root
 
 
+def index_target(operation: Operation, collection: Collection, max_file_bytes: int) -> IndexTarget:
+    """What an operation indexes: its folder, under its collection's globs and chunking."""
+    return IndexTarget(
+        collection_id=collection.id,
+        name=collection.name,
+        qdrant_collection=collection.qdrant_collection,
+        root=Path(operation.options["path"]),
+        include=list(collection.include),
+        exclude=list(collection.exclude),
+        chunking=ChunkingConfig(
+            ChunkStrategy(collection.chunk_strategy), collection.chunk_size, collection.chunk_overlap
+        ),
+        max_file_bytes=max_file_bytes,
+    )
+
+
 def queue_name(operation_id: str) -> str:
     """The operation's own arq queue, so burst workers stop when its work is done."""
     return f"semantik:job:{operation_id}"
@@ -140,18 +156,7 @@ async def run_index_operation(
         await metadata.update_operation(
             session, operation_id, status=OperationStatus.RUNNING.value, started_at=utcnow()
         )
-    target = IndexTarget(
-        collection_id=collection.id,
-        name=collection.name,
-        qdrant_collection=collection.qdrant_collection,
-        root=Path(operation.options["path"]),
-        include=list(collection.include),
-        exclude=list(collection.exclude),
-        chunking=ChunkingConfig(
-            ChunkStrategy(collection.chunk_strategy), collection.chunk_size, collection.chunk_overlap
-        ),
-        max_file_bytes=app.settings.max_file_bytes,
-    )
+    target = index_target(operation, collection, app.settings.max_file_bytes)
     last_write = 0.0
 
     async def record_progress(progress: Progress) -> None:
