@@ -181,6 +181,18 @@ def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) ->
     return worker
 
 
+def ready_pod_node(cluster: Cluster, deployment_name: str) -> str | None:
+    """The node of a Ready pod of the embedder Deployment, once there is one."""
+    selector = f"semantik.io/embedder={deployment_name}"
+    pods = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
+    ready = [
+        pod
+        for pod in pods
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+    ]
+    return str(ready[0]["spec"]["nodeName"]) if ready else None
+
+
 def test_collection_becomes_a_searchable_index_on_the_gpu_node(
     cluster: Cluster, stack: Stack, operator: Process, sources_root: Path, tmp_path: Path
 ) -> None:
@@ -194,20 +206,7 @@ def test_collection_becomes_a_searchable_index_on_the_gpu_node(
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec["tolerations"]
     assert get(cluster, "service", deployment_name) is not None
 
-    def embedder_pod_node() -> str | None:
-        pods = json.loads(
-            cluster.kubectl(
-                "-n", NAMESPACE, "get", "pods", "-l", f"semantik.io/embedder={deployment_name}", "-o", "json"
-            ).stdout
-        )["items"]
-        ready = [
-            p
-            for p in pods
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
-        ]
-        return ready[0]["spec"]["nodeName"] if ready else None
-
-    assert wait("a Ready embedder pod", embedder_pod_node) == "gpu-0"
+    assert wait("a Ready embedder pod", lambda: ready_pod_node(cluster, deployment_name)) == "gpu-0"
 
     collection = wait(
         "status.lastIndexJob",
@@ -265,6 +264,7 @@ def test_shared_embedder_lives_until_its_last_collection_goes(
         lambda: len((get(cluster, "deployment", name) or {}).get("metadata", {}).get("ownerReferences", [])) == 2,
     )
     assert "nodeSelector" not in get(cluster, "deployment", name)["spec"]["template"]["spec"]  # type: ignore[index]
+    assert wait("a Ready CPU embedder pod", lambda: ready_pod_node(cluster, name)) in ("cpu-0", "cpu-1")
 
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", "one")
     time.sleep(3)
