@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.cluster.conftest import Cluster, running_cluster
+from tests.cluster.conftest import Cluster, operator_process, running_cluster
 from tests.support.servers import fresh_postgres_database, hack, private_server_directory
-from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port
+from tests.support.stack import INTERNAL_TOKEN, Stack, free_port
 
 from bench.report import percentile
 
@@ -84,21 +84,7 @@ async def main() -> None:
                 embedder_port=free_port(),
             )
             stack.start_gateway()
-            operator = Process(
-                "operator",
-                ["run", "--standalone", "--namespace", NAMESPACE, "-m", "semantik_operator.main"],
-                {
-                    **cluster.env,
-                    "SEMANTIK_OPERATOR_GATEWAY_URL": stack.gateway_url,
-                    "SEMANTIK_OPERATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
-                    "SEMANTIK_OPERATOR_REDIS_URL": stack.redis_url,
-                    "SEMANTIK_OPERATOR_SOURCES_ROOT": str(root),
-                    "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),
-                    "SEMANTIK_LOG_LEVEL": "WARNING",
-                },
-                root / "operator.log",
-                module="kopf",
-            )
+            operator = operator_process(cluster, stack, NAMESPACE, root, root / "operator.log")
             operator.start()
             try:
                 time.sleep(5)  # noqa: ASYNC251 - the bench drives blocking kubectl calls on purpose

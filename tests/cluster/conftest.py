@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port
+
 HACK = Path(__file__).resolve().parents[2] / "hack"
 CONTROLPLANE = HACK / "controlplane.sh"
 
@@ -146,3 +148,21 @@ def crds(cluster: Cluster) -> Cluster:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
     cluster.kubectl("wait", "--for=condition=Established", "crd/collections.semantik.io", "crd/indexjobs.semantik.io")
     return cluster
+
+
+def operator_process(cluster: Cluster, stack: Stack, namespace: str, sources_root: Path, log_path: Path) -> Process:
+    """`kopf run` of the operator as a host process, watching `namespace`, wired to the stack's gateway."""
+    return Process(
+        "operator",
+        ["run", "--standalone", "--namespace", namespace, "-m", "semantik_operator.main"],
+        {
+            **cluster.env,
+            "SEMANTIK_OPERATOR_GATEWAY_URL": stack.gateway_url,
+            "SEMANTIK_OPERATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "SEMANTIK_OPERATOR_REDIS_URL": stack.redis_url,
+            "SEMANTIK_OPERATOR_SOURCES_ROOT": str(sources_root),
+            "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),
+        },
+        log_path,
+        module="kopf",
+    )

@@ -16,7 +16,7 @@ import pytest
 from semantik_operator.builders.embedder import embedder_name
 from semantik_operator.handlers import store_name
 from semantik_operator.spec import Quantization
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, operator_process
 from tests.support.corpus import COMMON_LICENSES
 from tests.support.servers import hack, private_server_directory
 from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
@@ -114,19 +114,8 @@ def operator(
         },
     ):
         cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-    process = Process(
-        "operator",
-        ["run", "--standalone", "--namespace", NAMESPACE, "-m", "semantik_operator.main"],
-        {
-            **cluster.env,
-            "SEMANTIK_OPERATOR_GATEWAY_URL": stack.gateway_url,
-            "SEMANTIK_OPERATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
-            "SEMANTIK_OPERATOR_REDIS_URL": stack.redis_url,
-            "SEMANTIK_OPERATOR_SOURCES_ROOT": str(sources_root),
-            "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),
-        },
-        tmp_path_factory.mktemp("operator") / "operator.log",
-        module="kopf",
+    process = operator_process(
+        cluster, stack, NAMESPACE, sources_root, tmp_path_factory.mktemp("operator") / "operator.log"
     )
     process.start()
     yield process
