@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.cluster.conftest import Cluster, operator_process, running_cluster
+from tests.cluster.conftest import Cluster, operator_process, prepare_operator_namespace, running_cluster
 from tests.support.servers import fresh_postgres_database, hack, private_server_directory
-from tests.support.stack import INTERNAL_TOKEN, Stack, free_port
+from tests.support.stack import Stack, free_port
 
 from bench.report import percentile
 
@@ -66,16 +66,7 @@ async def main() -> None:
         cluster.kubectl(
             "wait", "--for=condition=Established", "crd/collections.semantik.io", "crd/indexjobs.semantik.io"
         )
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        cluster.kubectl(
-            "-n",
-            NAMESPACE,
-            "create",
-            "secret",
-            "generic",
-            "semantik-internal",
-            f"--from-literal=token={INTERNAL_TOKEN}",
-        )
+        prepare_operator_namespace(cluster, NAMESPACE)
         with private_server_directory("postgres.sh") as pg, private_server_directory("redis.sh") as redis:
             stack = Stack(
                 workdir=root,

@@ -23,14 +23,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.servers import reaper
 from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
 CONTROLPLANE = HACK / "controlplane.sh"
 
-# Deletes the cluster and its directory once stdin closes, which the kernel does when the test process
-# ends however it ends; in a session of its own so a Ctrl-C to pytest's process group leaves it alive.
-_REAPER = 'cat >/dev/null; "$0" down "$1" >/dev/null 2>&1; rm -rf "$1"'
+# Deletes the cluster and its directory even when the test process dies (tests/support/servers.reaper).
+_REAPER = '"$0" down "$1" >/dev/null 2>&1; rm -rf "$1"'
 
 # A cold build of the binaries takes tens of minutes on two cores; `up` with them built, seconds.
 _UP_TIMEOUT = 3 * 3600
@@ -98,33 +98,22 @@ def cluster() -> Iterator[Cluster]:
 def running_cluster() -> Iterator[Cluster]:
     """Start a control plane in a temporary directory (hack/controlplane.sh up); delete it afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="semantik-cluster-"))
-    reaper = subprocess.Popen(
-        ["bash", "-c", _REAPER, str(CONTROLPLANE), str(directory)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    assert reaper.stdin is not None
-    try:
-        _controlplane("up", directory, _UP_TIMEOUT)
-        # The environment exactly as `eval "$(hack/controlplane.sh env DIR)"` makes it.
-        exports = _controlplane("env", directory, 60)
-        printed = subprocess.run(
-            ["bash", "-c", 'eval "$1" && printf "%s\\0%s" "$KUBECONFIG" "$PATH"', "bash", exports],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        kubeconfig, path = printed.split("\0")
-        yield Cluster(directory, Path(kubeconfig), {**os.environ, "KUBECONFIG": kubeconfig, "PATH": path})
-    finally:
+    with reaper(_REAPER, str(CONTROLPLANE), str(directory), timeout=300):
         try:
+            _controlplane("up", directory, _UP_TIMEOUT)
+            # The environment exactly as `eval "$(hack/controlplane.sh env DIR)"` makes it.
+            exports = _controlplane("env", directory, 60)
+            printed = subprocess.run(
+                ["bash", "-c", 'eval "$1" && printf "%s\\0%s" "$KUBECONFIG" "$PATH"', "bash", exports],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            kubeconfig, path = printed.split("\0")
+            yield Cluster(directory, Path(kubeconfig), {**os.environ, "KUBECONFIG": kubeconfig, "PATH": path})
+        finally:
             _controlplane("down", directory, 300)
             shutil.rmtree(directory, ignore_errors=True)
-        finally:
-            reaper.stdin.close()
-            reaper.wait(timeout=300)
 
 
 @pytest.fixture
@@ -166,3 +155,12 @@ def operator_process(cluster: Cluster, stack: Stack, namespace: str, sources_roo
         log_path,
         module="kopf",
     )
+
+
+def prepare_operator_namespace(cluster: Cluster, namespace: str) -> None:
+    """The namespace and the internal-token Secret the chart would make (idempotent)."""
+    created = cluster.kubectl("create", "namespace", namespace, check=False)
+    assert created.returncode == 0 or "AlreadyExists" in created.stderr, created.stderr
+    token = f"--from-literal=token={INTERNAL_TOKEN}"
+    secret = cluster.kubectl("-n", namespace, "create", "secret", "generic", "semantik-internal", token, check=False)
+    assert secret.returncode == 0 or "AlreadyExists" in secret.stderr, secret.stderr

@@ -16,7 +16,7 @@ import pytest
 from semantik_operator.builders.embedder import embedder_name
 from semantik_operator.handlers import store_name
 from semantik_operator.spec import Quantization
-from tests.cluster.conftest import Cluster, operator_process
+from tests.cluster.conftest import Cluster, operator_process, prepare_operator_namespace
 from tests.support.corpus import COMMON_LICENSES
 from tests.support.servers import hack, private_server_directory
 from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
@@ -74,18 +74,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def operator(
     cluster: Cluster, stack: Stack, sources_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Process]:
-    cluster.kubectl("create", "namespace", NAMESPACE, check=False)
-    secret = cluster.kubectl(
-        "-n",
-        NAMESPACE,
-        "create",
-        "secret",
-        "generic",
-        "semantik-internal",
-        f"--from-literal=token={INTERNAL_TOKEN}",
-        check=False,
-    )
-    assert secret.returncode == 0 or "AlreadyExists" in secret.stderr, secret.stderr
+    prepare_operator_namespace(cluster, NAMESPACE)
     # The model cache the embedder mounts (the chart makes this claim): a PV bound to it by name.
     models = tmp_path_factory.mktemp("models")
     for manifest in (

@@ -30,18 +30,8 @@ def mixed_texts(count: int, seed: int = 3) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def model(minilm_model: PreTrainedModel) -> PreTrainedModel:
-    return minilm_model
-
-
-@pytest.fixture(scope="module")
-def tokenizer(minilm_tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    return minilm_tokenizer
-
-
-@pytest.fixture(scope="module")
-def reference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
-    return EmbeddingEngine(SPEC, model, tokenizer).embed_sync(mixed_texts(120)).vectors
+def reference(minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    return EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer).embed_sync(mixed_texts(120)).vectors
 
 
 def test_float32_matches_sentence_transformers_in_input_order(reference: np.ndarray) -> None:
@@ -58,8 +48,8 @@ def test_float32_matches_sentence_transformers_in_input_order(reference: np.ndar
     [(Precision.FLOAT16, 0.9999), (Precision.BFLOAT16, 0.9999), (Precision.INT8, 0.99)],
 )
 def test_each_precision_stays_close_to_float32(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    minilm_model: PreTrainedModel,
+    minilm_tokenizer: PreTrainedTokenizerBase,
     reference: np.ndarray,
     precision: Precision,
     min_cosine: float,
@@ -68,7 +58,7 @@ def test_each_precision_stays_close_to_float32(
         pytest.skip("this CPU has no float16 matrix units")
     if precision is Precision.BFLOAT16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no bfloat16 matrix units")
-    engine = EmbeddingEngine(SPEC, copy.deepcopy(model), tokenizer, precision=precision)
+    engine = EmbeddingEngine(SPEC, copy.deepcopy(minilm_model), minilm_tokenizer, precision=precision)
 
     vectors = engine.embed_sync(mixed_texts(120)).vectors
 
@@ -79,9 +69,9 @@ def test_each_precision_stays_close_to_float32(
 
 
 def test_int8_quantizes_only_the_layers_the_spec_allows(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
 ) -> None:
-    engine = EmbeddingEngine(SPEC, copy.deepcopy(model), tokenizer, precision=Precision.INT8)
+    engine = EmbeddingEngine(SPEC, copy.deepcopy(minilm_model), minilm_tokenizer, precision=Precision.INT8)
     modules = dict(engine._model.named_modules())
     assert isinstance(modules["encoder.layer.0.attention.self.query"], torch.ao.nn.quantized.dynamic.Linear)
     assert isinstance(modules["encoder.layer.0.attention.output.dense"], torch.ao.nn.quantized.dynamic.Linear)
@@ -90,9 +80,9 @@ def test_int8_quantizes_only_the_layers_the_spec_allows(
 
 
 def test_batches_respect_the_token_budget_and_sort_by_length(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
 ) -> None:
-    engine = EmbeddingEngine(SPEC, model, tokenizer, max_batch_tokens=1000, max_batch_size=8)
+    engine = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer, max_batch_tokens=1000, max_batch_size=8)
     lengths = [300, 5, 120, 7, 250, 9, 60, 10, 11, 12, 13, 14, 15, 16]
 
     batches = engine.plan_batches(lengths)
@@ -106,26 +96,26 @@ def test_batches_respect_the_token_budget_and_sort_by_length(
 
 
 def test_queries_get_the_instruction_and_documents_do_not(
-    tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
+    minilm_tokenizer: PreTrainedTokenizerBase, minilm_model: PreTrainedModel
 ) -> None:
     spec = ModelSpec(**{**{f: getattr(SPEC, f) for f in SPEC.__slots__}, "query_instruction": "search: "})
-    engine = EmbeddingEngine(spec, model, tokenizer)
+    engine = EmbeddingEngine(spec, minilm_model, minilm_tokenizer)
     query, document = (
         engine.tokenize(["rotate keys"], TextKind.QUERY)[0],
         engine.tokenize(["rotate keys"], TextKind.DOCUMENT)[0],
     )
     assert len(query) > len(document)
-    assert tokenizer.decode(query, skip_special_tokens=True).startswith("search")
+    assert minilm_tokenizer.decode(query, skip_special_tokens=True).startswith("search")
 
 
 def test_fault_injection_oom_splits_batches_and_changes_no_result(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, reference: np.ndarray
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase, reference: np.ndarray
 ) -> None:
     def oom_above_600_tokens(texts: int, padded_tokens: int) -> None:
         if padded_tokens > 600:
             raise torch.OutOfMemoryError("injected: CUDA out of memory")
 
-    engine = EmbeddingEngine(SPEC, model, tokenizer)
+    engine = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer)
     engine.forward_hook = oom_above_600_tokens
     result = engine.embed_ids(engine.tokenize(mixed_texts(120), TextKind.DOCUMENT))
 
@@ -136,7 +126,7 @@ def test_fault_injection_oom_splits_batches_and_changes_no_result(
 
 
 def test_fault_injection_a_text_too_large_alone_fails_only_itself(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
 ) -> None:
     texts = ["short one", "another short text", " ".join(["long"] * 300), "third short text"]
 
@@ -144,7 +134,7 @@ def test_fault_injection_a_text_too_large_alone_fails_only_itself(
         if padded_tokens / texts > 100:
             raise torch.OutOfMemoryError("injected: CUDA out of memory")
 
-    engine = EmbeddingEngine(SPEC, model, tokenizer)
+    engine = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer)
     engine.forward_hook = oom_for_the_long_text
     result = engine.embed_ids(engine.tokenize(texts, TextKind.DOCUMENT))
 

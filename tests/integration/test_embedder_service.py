@@ -23,22 +23,12 @@ from semantik.embedder.specs import model_spec
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
 
 
-@pytest.fixture(scope="module")
-def model(minilm_model: PreTrainedModel) -> PreTrainedModel:
-    return minilm_model
-
-
-@pytest.fixture(scope="module")
-def tokenizer(minilm_tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    return minilm_tokenizer
-
-
 @pytest.fixture
-def make_client(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Callable[..., Any]:
+def make_client(minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase) -> Callable[..., Any]:
     async def open_client(
         hook: ForwardHook | None = None, **settings: Any
     ) -> AsyncIterator[tuple[httpx.AsyncClient, EmbeddingEngine]]:
-        engine = EmbeddingEngine(SPEC, model, tokenizer, max_batch_tokens=4096)
+        engine = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer, max_batch_tokens=4096)
         app: FastAPI = create_embedder_app(EmbedderSettings(**settings), engine_factory=lambda _: engine)
         async with app.router.lifespan_context(app):
             engine.forward_hook = hook

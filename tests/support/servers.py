@@ -20,10 +20,28 @@ from sqlalchemy.engine import make_url
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
 
-# Stops the server and removes its directory once its stdin closes, which the kernel does when the
-# test process ends however it ends (SIGKILL and a CI timeout included). In a session of its own so
-# a Ctrl-C sent to pytest's process group leaves it alive to clean up.
-_REAPER = 'cat >/dev/null; "$0" stop "$1" >/dev/null 2>&1; rm -rf "$2"'
+
+@contextmanager
+def reaper(cleanup: str, *args: str, timeout: float = 120) -> Iterator[None]:
+    """Run the bash `cleanup` (with `args` as $0, $1, ...) once this block ends or this process dies.
+
+    The reaper waits for its stdin to close, which the kernel does when the test process ends however
+    it ends (SIGKILL and a CI timeout included); it runs in a session of its own, so a Ctrl-C sent to
+    pytest's process group leaves it alive to clean up.
+    """
+    process = subprocess.Popen(
+        ["bash", "-c", f"cat >/dev/null; {cleanup}", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    try:
+        yield
+    finally:
+        process.stdin.close()
+        process.wait(timeout=timeout)
 
 
 def hack(script: str, command: str, directory: Path) -> str:
@@ -45,22 +63,11 @@ def private_server_directory(script: str) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix=f"semantik-{script.removesuffix('.sh')}-"))
     root.chmod(0o755)
     directory = root / "server"
-    reaper = subprocess.Popen(
-        ["bash", "-c", _REAPER, str(HACK / script), str(directory), str(root)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    assert reaper.stdin is not None
-    try:
-        yield directory
-    finally:
+    with reaper('"$0" stop "$1" >/dev/null 2>&1; rm -rf "$2"', str(HACK / script), str(directory), str(root)):
         try:
-            hack(script, "stop", directory)
+            yield directory
         finally:
-            reaper.stdin.close()
-            reaper.wait(timeout=120)
+            hack(script, "stop", directory)
 
 
 @contextmanager

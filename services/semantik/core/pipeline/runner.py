@@ -125,11 +125,12 @@ class IndexRunner:
             progress.files_failed += len(plan.to_reject)
             await self._on_progress(progress)
         cancelled = False
+        old_counts = {path: doc.chunk_count for path, doc in known.items()}
         for group in group_files(plan.to_index, max_chunks=self._group_chunks, max_files=self._group_files):
             if self._cancelled():
                 cancelled = True
                 break
-            failures += await self._index_group(target, group, known, progress)
+            failures += await self._index_group(target, group, old_counts, progress)
         if not cancelled and plan.removed:
             removed = [
                 RemovedDocument(doc.path, point_ids(target.name, doc.path, range(doc.chunk_count)))
@@ -155,7 +156,7 @@ class IndexRunner:
         self,
         target: IndexTarget,
         group: Sequence[HashedFile],
-        known: Mapping[str, KnownDocument],
+        old_counts: Mapping[str, int],
         progress: Progress,
     ) -> list[FileFailure]:
         started = time.perf_counter()
@@ -165,7 +166,6 @@ class IndexRunner:
         embeddings = await self._embedder.embed(texts, TextKind.DOCUMENT)
         progress.extract_seconds += embedding_started - started
         progress.embed_seconds += time.perf_counter() - embedding_started
-        old_counts = {path: doc.chunk_count for path, doc in known.items()}
         updates, failures = build_updates(target.name, prepared, [v.tolist() for v in embeddings.vectors], old_counts)
         await self._commit(
             IndexBatch(target.collection_id, target.qdrant_collection, updates), progress, "commit batch"

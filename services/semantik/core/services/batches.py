@@ -22,7 +22,7 @@ from semantik.core.pipeline.ids import point_id, point_ids
 from semantik.core.pipeline.plan import KnownDocument
 from semantik.core.pipeline.scan import RejectedFile
 from semantik.core.pipeline.sink import DocumentUpdate, IndexBatch, LocalIndexSink
-from semantik.core.services.indexing import index_target
+from semantik.core.services.indexing import index_target, load_operation
 from semantik.core.store import metadata
 from semantik.core.store.metadata import DocumentRecord
 from semantik.core.store.vectors import ChunkPoint
@@ -100,16 +100,6 @@ def _target(operation: Operation, collection: Collection, max_file_bytes: int) -
     )
 
 
-async def _load(app: Semantik, operation_id: str) -> tuple[Operation, Collection]:
-    async with app.sessions() as session:
-        operation = await metadata.get_operation(session, operation_id)
-        if operation is None:
-            raise NotFoundError(f"operation {operation_id!r} does not exist", field="operation_id")
-        collection = await session.get(Collection, operation.collection_id)
-        assert collection is not None
-        return operation, collection
-
-
 def _require_active(operation: Operation) -> None:
     if OperationStatus(operation.status).finished:
         raise ConflictError(f"operation {operation.id} is {operation.status}", field="operation_id")
@@ -117,7 +107,7 @@ def _require_active(operation: Operation) -> None:
 
 async def start_operation(app: Semantik, operation_id: str) -> OperationTarget:
     """Mark a pending operation running (idempotent) and tell the worker what to index."""
-    operation, collection = await _load(app, operation_id)
+    operation, collection = await load_operation(app, operation_id)
     _require_active(operation)
     if operation.status == OperationStatus.PENDING.value:
         async with app.sessions.begin() as session:
@@ -132,7 +122,7 @@ async def start_operation(app: Semantik, operation_id: str) -> OperationTarget:
 
 
 async def known_documents(app: Semantik, operation_id: str) -> dict[str, KnownDocument]:
-    operation, _ = await _load(app, operation_id)
+    operation, _ = await load_operation(app, operation_id)
     async with app.sessions() as session:
         return await metadata.known_documents(session, operation.collection_id)
 
@@ -175,7 +165,7 @@ async def record_plan(app: Semantik, operation_id: str, plan: FolderPlanIn) -> R
 
 
 async def get_batch(app: Semantik, operation_id: str, number: int) -> BatchView:
-    operation, collection = await _load(app, operation_id)
+    operation, collection = await load_operation(app, operation_id)
     async with app.sessions() as session:
         batch = await metadata.get_batch(session, operation_id, number)
     if batch is None:
@@ -193,7 +183,7 @@ async def commit_batch(
     app: Semantik, operation_id: str, number: int, documents: Sequence[DocumentIn], timings: BatchTimings
 ) -> CommitResult:
     """Write a batch's points and rows once; a second delivery of the same batch is answered, not applied."""
-    operation, collection = await _load(app, operation_id)
+    operation, collection = await load_operation(app, operation_id)
     async with app.sessions() as session:
         batch = await metadata.get_batch(session, operation_id, number)
     if batch is None:
@@ -234,8 +224,10 @@ async def commit_batch(
                 store_seconds=time.perf_counter() - started,
                 batches_done=1,
             )
-    operation, _ = await _load(app, operation_id)
-    return CommitResult(duplicate, _remaining(operation))
+        counted = await metadata.lock_operation(session, operation_id)
+        assert counted is not None
+        remaining = _remaining(counted)
+    return CommitResult(duplicate, remaining)
 
 
 def _remaining(operation: Operation) -> int:
@@ -275,7 +267,7 @@ async def finalize_operation(app: Semantik, operation_id: str) -> tuple[str, boo
     """Drop removed documents and mark the operation succeeded; a finished operation is left as it is.
 
     Returns the end status and whether this call set it."""
-    operation, collection = await _load(app, operation_id)
+    operation, collection = await load_operation(app, operation_id)
     if OperationStatus(operation.status).finished:
         return operation.status, False
     if operation.batches_total is None or operation.batches_done < operation.batches_total:

@@ -145,12 +145,8 @@ async def run_index_operation(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> IndexReport:
     """Run a pending operation to its end; the operation row always ends succeeded or failed."""
+    operation, collection = await load_operation(app, operation_id)
     async with app.sessions() as session:
-        operation = await metadata.get_operation(session, operation_id)
-        if operation is None:
-            raise NotFoundError(f"operation {operation_id!r} does not exist", field="operation_id")
-        collection = await session.get(Collection, operation.collection_id)
-        assert collection is not None
         known = await metadata.known_documents(session, collection.id)
     async with app.sessions.begin() as session:
         await metadata.update_operation(
@@ -241,13 +237,17 @@ class OperationView:
     finished_at: datetime | None
 
 
-async def get_operation(app: Semantik, operation_id: str) -> OperationView:
+async def load_operation(app: Semantik, operation_id: str) -> tuple[Operation, Collection]:
+    """An operation and its collection, or 404 naming the operation."""
     async with app.sessions() as session:
-        operation = await metadata.get_operation(session, operation_id)
-        if operation is None:
-            raise NotFoundError(f"operation {operation_id!r} does not exist", field="operation_id")
-        collection = await session.get(Collection, operation.collection_id)
-        assert collection is not None
+        found = await metadata.operation_with_collection(session, operation_id)
+    if found is None:
+        raise NotFoundError(f"operation {operation_id!r} does not exist", field="operation_id")
+    return found
+
+
+async def get_operation(app: Semantik, operation_id: str) -> OperationView:
+    operation, collection = await load_operation(app, operation_id)
     return OperationView(
         id=operation.id,
         collection=collection.name,

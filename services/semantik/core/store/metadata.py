@@ -146,6 +146,15 @@ async def get_operation(session: AsyncSession, operation_id: str) -> Operation |
     return await session.get(Operation, operation_id)
 
 
+async def operation_with_collection(session: AsyncSession, operation_id: str) -> tuple[Operation, Collection] | None:
+    operation = await session.get(Operation, operation_id)
+    if operation is None:
+        return None
+    collection = await session.get(Collection, operation.collection_id)
+    assert collection is not None, "operations cascade with their collection"
+    return operation, collection
+
+
 async def update_operation(session: AsyncSession, operation_id: str, **values: Any) -> None:
     await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
 
