@@ -192,8 +192,6 @@ async def test_operator_calls_are_idempotent(gateway: httpx.AsyncClient, tmp_pat
     assert created.status_code == 201, created.text
     again = await gateway.put(url, json={**body, "include": ["docs/**", "wiki/**"]}, headers=AUTH)
     assert again.status_code == 200 and again.json()["include"] == ["docs/**", "wiki/**"]
-    other_model = await gateway.put(url, json={**body, "model": "Qwen/Qwen3-Embedding-0.6B"}, headers=AUTH)
-    assert other_model.status_code == 409 and other_model.json()["error"]["field"] == "model"
     unknown = await gateway.put(url, json={**body, "model": "no/such-model"}, headers=AUTH)
     assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "model"
 
@@ -211,3 +209,54 @@ async def test_operator_calls_are_idempotent(gateway: httpx.AsyncClient, tmp_pat
     assert (await gateway.get(f"/internal/v1/operations/{operation_id}", headers=AUTH)).status_code == 404
     assert (await gateway.delete(url, headers=AUTH)).status_code == 204
     assert (await gateway.get(url, headers=AUTH)).status_code == 404
+
+
+async def test_a_changed_index_config_is_reindexed_into_the_next_generation(
+    gateway: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    body = {"source_path": str(tmp_path), "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    url = "/internal/v1/collections/team-handbook"
+    assert (await gateway.put(url, json=body, headers=AUTH)).status_code == 201
+    changed = {**body, "quantization": "int8", "chunking": {"chunk_size": 64, "chunk_overlap": 8}}
+    pending = await gateway.put(url, json=changed, headers=AUTH)
+
+    assert pending.status_code == 200, pending.text
+    view = pending.json()
+    assert view["quantization"] == "float32" and view["chunking"]["chunk_size"] == 200 and view["generation"] == 1
+    assert view["reindex"] == {
+        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "quantization": "int8",
+        "chunking": {"strategy": "recursive", "chunk_size": 64, "chunk_overlap": 8},
+        "generation": 2,
+    }
+    opened = await gateway.post(f"{url}/operations", json={"key": "uid-r", "reindex": True}, headers=AUTH)
+    assert opened.status_code == 202, opened.text
+    operation_id = opened.json()["operation_id"]
+    target = (await gateway.post(internal(f"/{operation_id}/start"), headers=AUTH)).json()
+    assert target["qdrant_collection"] == "semantik-team-handbook.g2" and target["chunk_size"] == 64
+    assert target["collection"] == "team-handbook", "point ids keep the collection's name across generations"
+    assert target["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    third = await gateway.put(url, json={**changed, "chunking": {"chunk_size": 32, "chunk_overlap": 8}}, headers=AUTH)
+    assert third.status_code == 409 and third.json()["error"]["field"] == "chunking"
+    assert "being reindexed" in third.json()["error"]["message"]
+
+    plan = {
+        "files_total": 1,
+        "unchanged": 0,
+        "rejected": [],
+        "removed": [],
+        "batches": [[{"path": "a.md", "content_hash": "hash-a.md"}]],
+    }
+    assert (await gateway.put(internal(f"/{operation_id}/plan"), json=plan, headers=AUTH)).status_code == 200
+    doc = document("team-handbook", "a.md", 3, seed=1)
+    committed = await gateway.put(internal(f"/{operation_id}/batches/0"), json={"documents": [doc]}, headers=AUTH)
+    assert committed.status_code == 200, committed.text
+    live = (await gateway.get(url, headers=AUTH)).json()
+    assert live["generation"] == 1 and live["chunks"] == 0, "the live generation is untouched until the swap"
+    finalized = await gateway.post(internal(f"/{operation_id}/finalize"), headers=AUTH)
+    assert finalized.status_code == 200, finalized.text
+
+    swapped = (await gateway.get(url, headers=AUTH)).json()
+    assert swapped["generation"] == 2 and swapped["quantization"] == "int8" and swapped["reindex"] is None
+    assert swapped["chunking"]["chunk_size"] == 64 and swapped["chunks"] == 3 and swapped["documents"] == 1

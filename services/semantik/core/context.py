@@ -29,6 +29,7 @@ class Semantik:
     _embedder: Embedder | None = None
     _tokenizer: TextTokenizer | None = None
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _remote_embedders: dict[str, Embedder] = field(default_factory=dict)
 
     async def embedder(self) -> Embedder:
         """Loaded (or connected) on first use, so `collections list` never pays for a model."""
@@ -41,6 +42,17 @@ class Semantik:
                 else:
                     self._embedder = await asyncio.to_thread(self._load_embedder)
             return self._embedder
+
+    async def embedder_at(self, url: str | None) -> Embedder:
+        """The embedder serving a collection's model (cluster mode: one per model); None: this process's."""
+        if url is None:
+            return await self.embedder()
+        async with self._load_lock:
+            if url not in self._remote_embedders:
+                from semantik.embedder.client import HttpEmbedder
+
+                self._remote_embedders[url] = await HttpEmbedder.connect(url)
+            return self._remote_embedders[url]
 
     async def tokenizer(self) -> TextTokenizer:
         async with self._load_lock:
@@ -94,6 +106,8 @@ async def open_semantik(
         finally:
             if embedder is None and app._embedder is not None:
                 await app._embedder.aclose()
+            for remote in app._remote_embedders.values():
+                await remote.aclose()
     finally:
         if store is not None:
             await store.close()

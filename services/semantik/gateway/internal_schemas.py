@@ -17,6 +17,7 @@ class TargetOut(BaseModel):
     full: bool
     queue: str | None
     batches_total: int | None
+    model: str
     collection_id: int
     collection: str
     qdrant_collection: str

@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from semantik.core.services.collections import ChunkingSpec
 
 
+class PendingReindexOut(BaseModel):
+    model: str
+    quantization: str
+    chunking: ChunkingSpec
+    generation: int
+
+
 class CollectionOut(BaseModel):
     name: str
     description: str
@@ -17,7 +24,12 @@ class CollectionOut(BaseModel):
     exclude: list[str]
     model: str
     dimension: int
+    quantization: str
     chunking: ChunkingSpec
+    generation: int = Field(description="Which build of the index search reads; a reindex makes the next one.")
+    reindex: PendingReindexOut | None = Field(
+        description="The next generation a reindex builds (a change of model, quantization or chunking)."
+    )
     created_at: datetime
     last_indexed_at: datetime | None
     documents: int

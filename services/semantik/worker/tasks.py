@@ -111,6 +111,14 @@ async def scan(ctx: dict[str, Any], operation_id: str) -> str:
     except TriesExhaustedError as exc:
         log.error("scan gave up operation=%s error=%s", operation_id, exc)
         raise
+    embedder: Embedder = ctx["embedder"]
+    if operation["model"] != embedder.model_name:
+        # Vectors of another model would be silently meaningless next to the index's own.
+        reason = (
+            f"this worker's embedder serves {embedder.model_name}, but the index is built with {operation['model']}"
+        )
+        await _transient_retry(ctx, "fail", lambda: gateway.fail(operation_id, reason))
+        return "failed: wrong model"
     if operation["batches_total"] is None:
         target = target_from(operation)
         items = await _transient_retry(ctx, "documents", lambda: gateway.known_documents(operation_id))

@@ -66,7 +66,18 @@ class Collection(Base):
     chunk_strategy: Mapped[str] = mapped_column(String(20))
     chunk_size: Mapped[int] = mapped_column(Integer)
     chunk_overlap: Mapped[int] = mapped_column(Integer)
+    quantization: Mapped[str] = mapped_column(String(20), default="float32")
+    """The precision the vectors were made at: a change of it, like one of model or chunking, needs a reindex."""
     qdrant_collection: Mapped[str] = mapped_column(String(255), unique=True)
+    """The physical store collection search reads: `semantik-<name>`, then `semantik-<name>.g<N>` after reindexes."""
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    embedder_url: Mapped[str | None] = mapped_column(Text, default=None)
+    """The embedder that serves this collection's model (cluster mode); None: the process's own."""
+    reindex_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    """Set on a hidden shadow row: the next generation of that collection, built by a reindex and swapped
+    in when it succeeds. Its documents describe the shadow's store collection, never the live one."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_indexed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -22,7 +22,8 @@ from semantik.core.pipeline.ids import point_id, point_ids
 from semantik.core.pipeline.plan import KnownDocument
 from semantik.core.pipeline.scan import RejectedFile
 from semantik.core.pipeline.sink import DocumentUpdate, IndexBatch, LocalIndexSink
-from semantik.core.services.indexing import index_target, load_operation
+from semantik.core.services.generations import reconcile_store
+from semantik.core.services.indexing import index_target, load_operation_into, mark_done
 from semantik.core.store import metadata
 from semantik.core.store.metadata import DocumentRecord
 from semantik.core.store.vectors import ChunkPoint
@@ -37,6 +38,8 @@ class OperationTarget:
     full: bool
     queue: str | None
     batches_total: int | None
+    model: str
+    """The model the target's vectors must come from: a worker with another one refuses the work."""
     target: IndexTarget
 
 
@@ -89,14 +92,15 @@ class CommitResult:
     remaining: int
 
 
-def _target(operation: Operation, collection: Collection, max_file_bytes: int) -> OperationTarget:
+def _target(operation: Operation, collection: Collection, into: Collection, max_file_bytes: int) -> OperationTarget:
     return OperationTarget(
         operation_id=operation.id,
         status=operation.status,
         full=bool(operation.options.get("full")),
         queue=operation.queue,
         batches_total=operation.batches_total,
-        target=index_target(operation, collection, max_file_bytes),
+        model=into.model_name,
+        target=index_target(operation, collection, into, max_file_bytes),
     )
 
 
@@ -107,7 +111,7 @@ def _require_active(operation: Operation) -> None:
 
 async def start_operation(app: Semantik, operation_id: str) -> OperationTarget:
     """Mark a pending operation running (idempotent) and tell the worker what to index."""
-    operation, collection = await load_operation(app, operation_id)
+    operation, collection, into = await load_operation_into(app, operation_id)
     _require_active(operation)
     if operation.status == OperationStatus.PENDING.value:
         async with app.sessions.begin() as session:
@@ -117,18 +121,19 @@ async def start_operation(app: Semantik, operation_id: str) -> OperationTarget:
                 locked.status = OperationStatus.RUNNING.value
                 locked.started_at = utcnow()
             operation = locked
-        await app.store.ensure_collection(collection.qdrant_collection, collection.dimension)
-    return _target(operation, collection, app.settings.max_file_bytes)
+        await app.store.ensure_collection(into.qdrant_collection, into.dimension)
+    return _target(operation, collection, into, app.settings.max_file_bytes)
 
 
 async def known_documents(app: Semantik, operation_id: str) -> dict[str, KnownDocument]:
-    operation, _ = await load_operation(app, operation_id)
+    _, _, into = await load_operation_into(app, operation_id)
     async with app.sessions() as session:
-        return await metadata.known_documents(session, operation.collection_id)
+        return await metadata.known_documents(session, into.id)
 
 
 async def record_plan(app: Semantik, operation_id: str, plan: FolderPlanIn) -> RecordedPlan:
     """Keep the first plan of an operation; a repeated scan gets that plan back and changes nothing."""
+    _, _, into = await load_operation_into(app, operation_id)
     async with app.sessions.begin() as session:
         operation = await metadata.lock_operation(session, operation_id)
         if operation is None:
@@ -144,9 +149,9 @@ async def record_plan(app: Semantik, operation_id: str, plan: FolderPlanIn) -> R
                         done=False,
                     )
                 )
-            known = await metadata.known_documents(session, operation.collection_id)
+            known = await metadata.known_documents(session, into.id)
             rejections = rejection_updates(plan.rejected, known)
-            await metadata.save_documents(session, operation.collection_id, [u.record for u in rejections])
+            await metadata.save_documents(session, into.id, [u.record for u in rejections])
             operation.files_total = plan.files_total
             operation.files_unchanged = plan.unchanged
             operation.files_processed = plan.unchanged + len(rejections)
@@ -165,13 +170,13 @@ async def record_plan(app: Semantik, operation_id: str, plan: FolderPlanIn) -> R
 
 
 async def get_batch(app: Semantik, operation_id: str, number: int) -> BatchView:
-    operation, collection = await load_operation(app, operation_id)
+    operation, collection, into = await load_operation_into(app, operation_id)
     async with app.sessions() as session:
         batch = await metadata.get_batch(session, operation_id, number)
     if batch is None:
         raise NotFoundError(f"operation {operation_id} has no batch {number}", field="number")
     return BatchView(
-        _target(operation, collection, app.settings.max_file_bytes),
+        _target(operation, collection, into, app.settings.max_file_bytes),
         number,
         batch.done,
         _remaining(operation),
@@ -183,7 +188,7 @@ async def commit_batch(
     app: Semantik, operation_id: str, number: int, documents: Sequence[DocumentIn], timings: BatchTimings
 ) -> CommitResult:
     """Write a batch's points and rows once; a second delivery of the same batch is answered, not applied."""
-    operation, collection = await load_operation(app, operation_id)
+    operation, collection, into = await load_operation_into(app, operation_id)
     async with app.sessions() as session:
         batch = await metadata.get_batch(session, operation_id, number)
     if batch is None:
@@ -195,12 +200,12 @@ async def commit_batch(
 
     started = time.perf_counter()
     async with app.sessions() as session:
-        counts = await metadata.chunk_counts(session, collection.id, [d.record.path for d in documents])
+        counts = await metadata.chunk_counts(session, into.id, [d.record.path for d in documents])
     updates = [_update(collection.name, document, counts.get(document.record.path, 0)) for document in documents]
     # Points first, rows second (LocalIndexSink's order): a crash between them leaves rows that
     # describe the old content, and the re-delivered batch overwrites the same point ids.
     sink = LocalIndexSink(app.store, app.sessions)
-    await sink.write_points(IndexBatch(collection.id, collection.qdrant_collection, updates))
+    await sink.write_points(IndexBatch(into.id, into.qdrant_collection, updates))
     async with app.sessions.begin() as session:
         locked_batch = await metadata.get_batch(session, operation_id, number, lock=True)
         assert locked_batch is not None
@@ -208,7 +213,7 @@ async def commit_batch(
             duplicate = True
         else:
             duplicate = False
-            await metadata.save_documents(session, collection.id, [u.record for u in updates])
+            await metadata.save_documents(session, into.id, [u.record for u in updates])
             locked_batch.done = True
             locked_batch.committed_at = utcnow()
             failed = sum(1 for u in updates if u.record.status is DocumentStatus.FAILED)
@@ -267,26 +272,28 @@ async def finalize_operation(app: Semantik, operation_id: str) -> tuple[str, boo
     """Drop removed documents and mark the operation succeeded; a finished operation is left as it is.
 
     Returns the end status and whether this call set it."""
-    operation, collection = await load_operation(app, operation_id)
+    operation, collection, into = await load_operation_into(app, operation_id)
     if OperationStatus(operation.status).finished:
         return operation.status, False
     if operation.batches_total is None or operation.batches_done < operation.batches_total:
         raise ConflictError(f"operation {operation_id} still has {_remaining(operation)} batches to commit")
     async with app.sessions() as session:
-        counts = await metadata.chunk_counts(session, collection.id, operation.removed_paths)
+        counts = await metadata.chunk_counts(session, into.id, operation.removed_paths)
     stale = [pid for path, count in counts.items() for pid in point_ids(collection.name, path, range(count))]
-    await app.store.delete(collection.qdrant_collection, stale)
+    await app.store.delete(into.qdrant_collection, stale)
     finished = utcnow()
     async with app.sessions.begin() as session:
         locked = await metadata.lock_operation(session, operation_id)
         assert locked is not None
         if OperationStatus(locked.status).finished:
             return locked.status, False
-        await metadata.delete_documents(session, collection.id, list(counts))
+        await metadata.delete_documents(session, into.id, list(counts))
         locked.files_removed = len(counts)
         locked.status = OperationStatus.SUCCEEDED.value
         locked.finished_at = finished
-        await metadata.mark_indexed(session, collection.id, finished)
+        await mark_done(session, locked, collection, finished)
+    if operation.kind == "reindex":
+        await reconcile_store(app, collection.name)
     log.info("operation succeeded operation=%s collection=%s", operation_id, collection.name)
     return OperationStatus.SUCCEEDED.value, True
 

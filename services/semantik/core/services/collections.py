@@ -15,6 +15,13 @@ from semantik.core.db.models import Collection, Document
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.scan import InvalidGlobError, validate_globs
+from semantik.core.services.generations import (
+    IndexConfig,
+    discard_shadow,
+    prepare_shadow,
+    qdrant_collection_name,
+    reconcile_store,
+)
 from semantik.core.store import metadata
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -75,6 +82,16 @@ class CollectionSpec(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class PendingReindex:
+    """The next generation a reindex builds, while search still reads the live one."""
+
+    model: str
+    quantization: str
+    chunking: ChunkingSpec
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class CollectionView:
     name: str
     description: str
@@ -83,8 +100,11 @@ class CollectionView:
     exclude: list[str]
     model: str
     dimension: int
+    quantization: str
     chunking: ChunkingSpec
     qdrant_collection: str
+    generation: int
+    reindex: PendingReindex | None
     created_at: datetime
     last_indexed_at: datetime | None
     documents: int
@@ -93,26 +113,33 @@ class CollectionView:
     chunks: int
 
 
-def qdrant_collection_name(name: str) -> str:
-    return f"semantik-{name}"
-
-
-async def create_collection(app: Semantik, spec: CollectionSpec) -> CollectionView:
+def wanted_config(app: Semantik, spec: CollectionSpec, quantization: str | None) -> IndexConfig:
     from semantik.embedder.specs import model_spec
 
     model = model_spec(spec.model or app.settings.model_name)
+    return IndexConfig(
+        model_name=model.name,
+        dimension=model.dimension,
+        quantization=quantization or app.settings.dtype.value,
+        chunk_strategy=spec.chunking.strategy.value,
+        chunk_size=spec.chunking.chunk_size,
+        chunk_overlap=spec.chunking.chunk_overlap,
+    )
+
+
+async def create_collection(
+    app: Semantik, spec: CollectionSpec, *, quantization: str | None = None, embedder_url: str | None = None
+) -> CollectionView:
+    config = wanted_config(app, spec, quantization)
     row = Collection(
         name=spec.name,
         description=spec.description,
         source_path=spec.source_path,
         include=spec.include,
         exclude=spec.exclude,
-        model_name=model.name,
-        dimension=model.dimension,
-        chunk_strategy=spec.chunking.strategy.value,
-        chunk_size=spec.chunking.chunk_size,
-        chunk_overlap=spec.chunking.chunk_overlap,
+        embedder_url=embedder_url,
         qdrant_collection=qdrant_collection_name(spec.name),
+        **config.values(),
     )
     try:
         async with app.sessions.begin() as session:
@@ -126,35 +153,47 @@ async def create_collection(app: Semantik, spec: CollectionSpec) -> CollectionVi
     return await get_collection(app, spec.name)
 
 
-async def ensure_collection(app: Semantik, spec: CollectionSpec) -> tuple[CollectionView, bool]:
-    """Create the collection, or bring an existing one's folder and globs to the spec (the operator's way).
+async def ensure_collection(
+    app: Semantik, spec: CollectionSpec, *, quantization: str | None = None, embedder_url: str | None = None
+) -> tuple[CollectionView, bool]:
+    """Create the collection, or bring an existing one to the spec (the operator's way).
 
-    A change of model or chunking is refused with 409: it needs a reindex into a new index. Returns the
-    view and whether it was created."""
-    from semantik.embedder.specs import model_spec
-
-    model = model_spec(spec.model or app.settings.model_name)
+    Folder and globs apply at once. A change of model, quantization or chunking is prepared as the next
+    generation (see `generations`) for a reindex to build; search reads the live one meanwhile. Returns
+    the view (its `reindex` says what is pending) and whether the collection was created."""
+    wanted = wanted_config(app, spec, quantization)
     async with app.sessions() as session:
         existing = await metadata.get_collection(session, spec.name)
     if existing is None:
         try:
-            return await create_collection(app, spec), True
+            return await create_collection(app, spec, quantization=quantization, embedder_url=embedder_url), True
         except ConflictError:
             pass  # created by a concurrent call: fall through and compare
-    row = await load_collection(app, spec.name)
-    wanted = (model.name, spec.chunking.strategy.value, spec.chunking.chunk_size, spec.chunking.chunk_overlap)
-    current = (row.model_name, row.chunk_strategy, row.chunk_size, row.chunk_overlap)
-    if wanted != current:
-        raise ConflictError(
-            f"collection {spec.name!r} was built with {current}; {wanted} needs a reindex", field="model"
-        )
     async with app.sessions.begin() as session:
-        fresh = await metadata.get_collection(session, spec.name)
-        assert fresh is not None
-        fresh.source_path = spec.source_path
-        fresh.include = spec.include
-        fresh.exclude = spec.exclude
-    await app.store.ensure_collection(row.qdrant_collection, row.dimension)
+        live = await metadata.get_collection(session, spec.name)
+        if live is None:
+            raise NotFoundError(f"collection {spec.name!r} was deleted meanwhile", field="name")
+        live.source_path = spec.source_path
+        live.include = spec.include
+        live.exclude = spec.exclude
+        if IndexConfig.of(live) == wanted:
+            live.embedder_url = embedder_url
+        active = await metadata.active_operation(session, live.id)
+        shadow = await metadata.get_shadow(session, live.id)
+    if IndexConfig.of(live) == wanted:
+        if shadow is not None and active is None:
+            await discard_shadow(app, shadow)  # a change taken back before its reindex ran
+    else:
+        if active is not None and active.kind == "reindex" and (shadow is None or IndexConfig.of(shadow) != wanted):
+            building = IndexConfig.of(shadow).describe() if shadow else "another config"
+            raise ConflictError(
+                f"collection {spec.name!r} is being reindexed to {building} by operation {active.id}; "
+                f"{wanted.describe()} can be prepared when it ends",
+                field="chunking" if wanted.model_name == live.model_name else "model",
+            )
+        await prepare_shadow(app, live, wanted, embedder_url)
+    await app.store.ensure_collection(live.qdrant_collection, live.dimension)
+    await reconcile_store(app, spec.name)
     return await get_collection(app, spec.name), False
 
 
@@ -171,13 +210,16 @@ async def get_collection(app: Semantik, name: str) -> CollectionView:
         row = await metadata.get_collection(session, name)
         if row is None:
             raise NotFoundError(f"collection {name!r} does not exist", field="name")
-        return _view(row, await metadata.collection_counts(session, row.id))
+        return _view(row, await metadata.collection_counts(session, row.id), await metadata.get_shadow(session, row.id))
 
 
 async def list_collections(app: Semantik) -> Sequence[CollectionView]:
     async with app.sessions() as session:
         rows = await metadata.list_collections(session)
-        return [_view(row, await metadata.collection_counts(session, row.id)) for row in rows]
+        return [
+            _view(row, await metadata.collection_counts(session, row.id), await metadata.get_shadow(session, row.id))
+            for row in rows
+        ]
 
 
 async def delete_collection(app: Semantik, name: str) -> None:
@@ -186,15 +228,22 @@ async def delete_collection(app: Semantik, name: str) -> None:
         active = await metadata.active_operation(session, row.id)
     if active is not None:
         raise ConflictError(f"collection {name!r} has a running operation {active.id}; wait for it or cancel it")
-    # Store first: a crash after it leaves a row whose delete can simply be retried.
-    await app.store.drop_collection(row.qdrant_collection)
+    # Store first: a crash after it leaves a row whose delete can simply be retried. Every generation
+    # goes: the live one, a reindex's shadow, any a crash left behind, and the alias.
+    await app.store.drop_generations(qdrant_collection_name(name))
     async with app.sessions.begin() as session:
         fresh = await metadata.get_collection(session, name)
         if fresh is not None:
             await session.delete(fresh)
 
 
-def _view(row: Collection, counts: metadata.CollectionCounts) -> CollectionView:
+def _chunking(row: Collection) -> ChunkingSpec:
+    return ChunkingSpec(
+        strategy=ChunkStrategy(row.chunk_strategy), chunk_size=row.chunk_size, chunk_overlap=row.chunk_overlap
+    )
+
+
+def _view(row: Collection, counts: metadata.CollectionCounts, shadow: Collection | None) -> CollectionView:
     return CollectionView(
         name=row.name,
         description=row.description,
@@ -203,12 +252,13 @@ def _view(row: Collection, counts: metadata.CollectionCounts) -> CollectionView:
         exclude=list(row.exclude),
         model=row.model_name,
         dimension=row.dimension,
-        chunking=ChunkingSpec(
-            strategy=ChunkStrategy(row.chunk_strategy),
-            chunk_size=row.chunk_size,
-            chunk_overlap=row.chunk_overlap,
-        ),
+        quantization=row.quantization,
+        chunking=_chunking(row),
         qdrant_collection=row.qdrant_collection,
+        generation=row.generation,
+        reindex=None
+        if shadow is None
+        else PendingReindex(shadow.model_name, shadow.quantization, _chunking(shadow), shadow.generation),
         created_at=row.created_at,
         last_indexed_at=row.last_indexed_at,
         documents=counts.documents,

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Operation, OperationStatus, utcnow
@@ -20,6 +21,7 @@ from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.runner import IndexReport, IndexRunner, Progress, ProgressCallback
 from semantik.core.pipeline.sink import LocalIndexSink
 from semantik.core.services.collections import load_collection
+from semantik.core.services.generations import IndexConfig, prepare_shadow, promote_shadow, reconcile_store
 from semantik.core.settings import Mode
 from semantik.core.store import metadata
 
@@ -39,18 +41,18 @@ def resolve_source(path: str | None, field: str = "path") -> Path:
     return root
 
 
-def index_target(operation: Operation, collection: Collection, max_file_bytes: int) -> IndexTarget:
-    """What an operation indexes: its folder, under its collection's globs and chunking."""
+def index_target(operation: Operation, collection: Collection, into: Collection, max_file_bytes: int) -> IndexTarget:
+    """What an operation indexes: its folder, under its collection's globs, into `into` (the collection
+    itself, or a reindex's shadow) with that row's chunking. Point ids keep the collection's name, so a
+    swapped-in generation holds the ids the live one would have."""
     return IndexTarget(
-        collection_id=collection.id,
+        collection_id=into.id,
         name=collection.name,
-        qdrant_collection=collection.qdrant_collection,
+        qdrant_collection=into.qdrant_collection,
         root=Path(operation.options["path"]),
         include=list(collection.include),
         exclude=list(collection.exclude),
-        chunking=ChunkingConfig(
-            ChunkStrategy(collection.chunk_strategy), collection.chunk_size, collection.chunk_overlap
-        ),
+        chunking=ChunkingConfig(ChunkStrategy(into.chunk_strategy), into.chunk_size, into.chunk_overlap),
         max_file_bytes=max_file_bytes,
     )
 
@@ -61,11 +63,19 @@ def queue_name(operation_id: str) -> str:
 
 
 async def open_index_operation(
-    app: Semantik, name: str, source: str | None, *, full: bool, request_key: str | None = None
+    app: Semantik,
+    name: str,
+    source: str | None,
+    *,
+    full: bool,
+    request_key: str | None = None,
+    reindex: bool = False,
 ) -> Operation:
     """Record a pending operation, or refuse with 409 while another one runs on this collection.
 
-    With a `request_key` the call is idempotent: the operation opened for that key before is returned."""
+    A `reindex` builds the collection's pending next generation (or, with none pending, a fresh copy of
+    the live one) and swaps it in when it succeeds. With a `request_key` the call is idempotent: the
+    operation opened for that key before is returned."""
     collection = await load_collection(app, name)
     if request_key is not None:
         async with app.sessions() as session:
@@ -79,13 +89,21 @@ async def open_index_operation(
         root = Path(source or collection.source_path or "")
     else:
         root = resolve_source(source or collection.source_path)
+    options: dict[str, object] = {"path": str(root), "full": full}
+    if reindex:
+        async with app.sessions() as session:
+            shadow = await metadata.get_shadow(session, collection.id)
+        if shadow is None:
+            shadow = await prepare_shadow(app, collection, IndexConfig.of(collection), collection.embedder_url)
+        # The shadow's own rows make a retried reindex resume where the last one stopped.
+        options = {"path": str(root), "full": False, "into": shadow.id}
     operation_id = str(uuid.uuid4())
     operation = Operation(
         id=operation_id,
         collection_id=collection.id,
-        kind="full_index" if full else "index",
+        kind="reindex" if reindex else "full_index" if full else "index",
         status=OperationStatus.PENDING.value,
-        options={"path": str(root), "full": full},
+        options=options,
         queue=queue_name(operation_id) if app.settings.mode is Mode.SERVICE else None,
         request_key=request_key,
     )
@@ -145,14 +163,14 @@ async def run_index_operation(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> IndexReport:
     """Run a pending operation to its end; the operation row always ends succeeded or failed."""
-    operation, collection = await load_operation(app, operation_id)
+    operation, collection, into = await load_operation_into(app, operation_id)
     async with app.sessions() as session:
-        known = await metadata.known_documents(session, collection.id)
+        known = await metadata.known_documents(session, into.id)
     async with app.sessions.begin() as session:
         await metadata.update_operation(
             session, operation_id, status=OperationStatus.RUNNING.value, started_at=utcnow()
         )
-    target = index_target(operation, collection, app.settings.max_file_bytes)
+    target = index_target(operation, collection, into, app.settings.max_file_bytes)
     last_write = 0.0
 
     async def record_progress(progress: Progress) -> None:
@@ -166,9 +184,15 @@ async def run_index_operation(
                 await metadata.update_operation(session, operation_id, **_counters(progress))
 
     try:
-        await app.store.ensure_collection(collection.qdrant_collection, collection.dimension)
+        embedder = await app.embedder()
+        if embedder.model_name != into.model_name:
+            raise InvalidInputError(
+                f"this process embeds with {embedder.model_name}, but the index is built with {into.model_name}",
+                field="model",
+            )
+        await app.store.ensure_collection(into.qdrant_collection, into.dimension)
         runner = IndexRunner(
-            await app.embedder(),
+            embedder,
             await app.tokenizer(),
             LocalIndexSink(app.store, app.sessions),
             on_progress=record_progress,
@@ -198,8 +222,18 @@ async def run_index_operation(
             **_counters(report.progress),
         )
         if not report.cancelled:
-            await metadata.mark_indexed(session, collection.id, finished)
+            await mark_done(session, operation, collection, finished)
+    if operation.kind == "reindex" and not report.cancelled:
+        await reconcile_store(app, collection.name)
     return report
+
+
+async def mark_done(session: AsyncSession, operation: Operation, collection: Collection, when: datetime) -> None:
+    """Inside the transaction that marks the operation succeeded: a reindex swaps its generation in."""
+    if operation.kind == "reindex":
+        await promote_shadow(session, collection, when)
+    else:
+        await metadata.mark_indexed(session, collection.id, when)
 
 
 def _counters(progress: Progress) -> dict[str, float]:
@@ -239,6 +273,23 @@ class OperationView:
 
 async def load_operation(app: Semantik, operation_id: str) -> tuple[Operation, Collection]:
     """An operation and its collection, or 404 naming the operation."""
+    operation, collection, _ = await _load(app, operation_id)
+    return operation, collection
+
+
+async def load_operation_into(app: Semantik, operation_id: str) -> tuple[Operation, Collection, Collection]:
+    """An operation, its collection and the row it writes into (see `index_target`); 409 when a
+    reindex's shadow was dropped under it."""
+    operation, collection, into = await _load(app, operation_id)
+    if into is None:
+        raise ConflictError(
+            f"operation {operation_id} builds a generation of {collection.name!r} that no longer exists",
+            field="operation_id",
+        )
+    return operation, collection, into
+
+
+async def _load(app: Semantik, operation_id: str) -> tuple[Operation, Collection, Collection | None]:
     async with app.sessions() as session:
         found = await metadata.operation_with_collection(session, operation_id)
     if found is None:

@@ -92,10 +92,10 @@ async def search(
     if per_document is not None and not 1 <= per_document <= 100:
         raise InvalidInputError("max_per_document must be between 1 and 100, or unset", field="max_per_document")
     collection = await load_collection(app, name)
-    embedder = await app.embedder()
+    embedder = await app.embedder_at(collection.embedder_url)
     if embedder.model_name != collection.model_name:
         raise InvalidInputError(
-            f"collection {name!r} was indexed with {collection.model_name}, but this process runs "
+            f"collection {name!r} was indexed with {collection.model_name}, but its embedder runs "
             f"{embedder.model_name}; set SEMANTIK_MODEL_NAME and SEMANTIK_MODEL_PATH to match",
             field="collection",
         )

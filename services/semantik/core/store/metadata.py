@@ -46,12 +46,28 @@ class CollectionCounts:
 
 
 async def get_collection(session: AsyncSession, name: str) -> Collection | None:
-    result = await session.scalars(select(Collection).where(Collection.name == name))
+    result = await session.scalars(
+        select(Collection).where(Collection.name == name, Collection.reindex_of_id.is_(None))
+    )
     return result.first()
 
 
 async def list_collections(session: AsyncSession) -> Sequence[Collection]:
-    return (await session.scalars(select(Collection).order_by(Collection.name))).all()
+    query = select(Collection).where(Collection.reindex_of_id.is_(None)).order_by(Collection.name)
+    return (await session.scalars(query)).all()
+
+
+async def get_shadow(session: AsyncSession, collection_id: int) -> Collection | None:
+    """The hidden next generation a reindex of this collection builds, if there is one."""
+    return (await session.scalars(select(Collection).where(Collection.reindex_of_id == collection_id))).first()
+
+
+async def replace_documents(session: AsyncSession, collection_id: int, from_collection_id: int) -> None:
+    """The collection's rows become those of `from_collection_id` (a shadow being swapped in)."""
+    await session.execute(delete(Document).where(Document.collection_id == collection_id))
+    await session.execute(
+        update(Document).where(Document.collection_id == from_collection_id).values(collection_id=collection_id)
+    )
 
 
 async def collection_counts(session: AsyncSession, collection_id: int) -> CollectionCounts:
@@ -146,13 +162,21 @@ async def get_operation(session: AsyncSession, operation_id: str) -> Operation |
     return await session.get(Operation, operation_id)
 
 
-async def operation_with_collection(session: AsyncSession, operation_id: str) -> tuple[Operation, Collection] | None:
+async def operation_with_collection(
+    session: AsyncSession, operation_id: str
+) -> tuple[Operation, Collection, Collection | None] | None:
+    """The operation, its collection, and the collection row it writes into: the collection itself, or
+    the shadow of a reindex (None when that shadow is gone)."""
     operation = await session.get(Operation, operation_id)
     if operation is None:
         return None
     collection = await session.get(Collection, operation.collection_id)
     assert collection is not None, "operations cascade with their collection"
-    return operation, collection
+    into_id = operation.options.get("into")
+    if into_id is None:
+        return operation, collection, collection
+    into = await session.get(Collection, int(into_id))
+    return operation, collection, into if into is not None and into.reindex_of_id == collection.id else None
 
 
 async def update_operation(session: AsyncSession, operation_id: str, **values: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,45 @@ class VectorStore:
     async def drop_collection(self, name: str) -> None:
         if await self._client.collection_exists(name):
             await self._client.delete_collection(name)
+
+    async def point_alias(self, alias: str, physical: str) -> None:
+        """Make `alias` name the store collection `physical`, in one atomic alias update.
+
+        A collection that still holds the alias's name (a first generation, created under the stable
+        name) is retired first: the caller has already moved its readers to `physical`."""
+        if alias == physical:
+            return
+        aliases = await self._aliases()
+        if aliases.get(alias) == physical:
+            return
+        if alias not in aliases and await self._client.collection_exists(alias):
+            await self._client.delete_collection(alias)
+        actions: list[models.AliasOperations] = []
+        if alias in aliases:
+            actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        actions.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=physical, alias_name=alias))
+        )
+        await self._client.update_collection_aliases(change_aliases_operations=actions)
+
+    async def drop_generations(self, alias: str, keep: Collection[str] = ()) -> list[str]:
+        """Drop every generation of `alias` (`alias` itself and `alias.g<N>`) not in `keep`; with nothing
+        kept, the alias goes too. Returns what was dropped: retired generations a crash left behind."""
+        if not keep and alias in await self._aliases():
+            await self._client.update_collection_aliases(
+                change_aliases_operations=[
+                    models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+                ]
+            )
+        names = [c.name for c in (await self._client.get_collections()).collections]
+        retired = [n for n in names if (n == alias or n.startswith(f"{alias}.g")) and n not in keep]
+        for name in retired:
+            await self._client.delete_collection(name)
+        return retired
+
+    async def _aliases(self) -> dict[str, str]:
+        response = await self._client.get_aliases()
+        return {a.alias_name: a.collection_name for a in response.aliases}
 
     async def upsert(self, name: str, points: Sequence[ChunkPoint]) -> None:
         if not points:

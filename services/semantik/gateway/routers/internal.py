@@ -39,6 +39,7 @@ def _target_out(operation: OperationTarget) -> TargetOut:
         full=operation.full,
         queue=operation.queue,
         batches_total=operation.batches_total,
+        model=operation.model,
         collection_id=target.collection_id,
         collection=target.name,
         qdrant_collection=target.qdrant_collection,

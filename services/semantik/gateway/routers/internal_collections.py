@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from semantik.core.db.models import OperationStatus
+from semantik.core.embedding import Precision
 from semantik.core.errors import NotFoundError
 from semantik.core.services import collections
 from semantik.core.services.collections import ChunkingSpec, CollectionSpec
@@ -28,11 +29,16 @@ class EnsureCollectionIn(BaseModel):
     include: list[str] = Field(default_factory=lambda: ["**"])
     exclude: list[str] = Field(default_factory=list)
     model: str = Field(min_length=1, max_length=200)
+    quantization: Precision = Precision.FLOAT32
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    embedder_url: str | None = Field(
+        default=None, max_length=2048, description="The embedder serving this model; search embeds queries there."
+    )
 
 
 class OpenOperationIn(BaseModel):
     full: bool = False
+    reindex: bool = Field(default=False, description="Build the next generation and swap it in when done.")
     key: str = Field(min_length=1, max_length=100, description="Idempotency key: the same key, the same operation.")
 
 
@@ -46,7 +52,9 @@ async def ensure(semantik: SemantikDep, name: str, body: EnsureCollectionIn, res
         model=body.model,
         chunking=body.chunking,
     )
-    view, created = await collections.ensure_collection(semantik, spec)
+    view, created = await collections.ensure_collection(
+        semantik, spec, quantization=body.quantization.value, embedder_url=body.embedder_url
+    )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return collection_out(view)
 
@@ -79,7 +87,9 @@ async def drop(semantik: SemantikDep, operations: OperationsDep, name: str) -> R
 async def open_operation(
     semantik: SemantikDep, operations: OperationsDep, name: str, body: OpenOperationIn
 ) -> OperationAccepted:
-    operation = await open_index_operation(semantik, name, None, full=body.full, request_key=body.key)
+    operation = await open_index_operation(
+        semantik, name, None, full=body.full, request_key=body.key, reindex=body.reindex
+    )
     if operation.status == OperationStatus.PENDING.value:
         await operations.start(operation.id, operation.queue)
     view = await get_operation(semantik, operation.id)
