@@ -46,8 +46,9 @@ class Gateway:
     async def drop_collection(self, name: str) -> None:
         await self._call("DELETE", f"/collections/{name}")
 
-    async def open_operation(self, name: str, *, key: str, full: bool) -> dict[str, Any]:
-        return await self._call("POST", f"/collections/{name}/operations", json={"key": key, "full": full})
+    async def open_operation(self, name: str, *, key: str, full: bool, reindex: bool = False) -> dict[str, Any]:
+        body = {"key": key, "full": full, "reindex": reindex}
+        return await self._call("POST", f"/collections/{name}/operations", json=body)
 
     async def operation(self, operation_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/operations/{operation_id}")

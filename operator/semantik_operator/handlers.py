@@ -18,11 +18,13 @@ from semantik_operator.builders.embedder import (
     build_embedder_service,
     embedder_name,
     embedder_url,
+    owners_without,
 )
 from semantik_operator.builders.indexing import (
     build_index_job,
     build_worker_job,
     index_job_name,
+    index_spec_hash,
     job_name,
     source_globs,
 )
@@ -110,14 +112,17 @@ async def reconcile_collection(
 
         include, exclude = source_globs(parsed.sources)
         store = store_name(namespace, name)
+        embedder = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
         try:
-            await gateway.ensure_collection(
+            view = await gateway.ensure_collection(
                 store,
                 {
                     "source_path": settings.sources_root,
                     "include": include,
                     "exclude": exclude,
                     "model": parsed.embedding.model,
+                    "quantization": parsed.embedding.quantization.value,
+                    "embedder_url": embedder_url(embedder, namespace, settings.embedder_url_template),
                     "chunking": {
                         "strategy": parsed.chunking.strategy,
                         "chunk_size": parsed.chunking.chunk_size,
@@ -126,36 +131,53 @@ async def reconcile_collection(
                 },
             )
         except GatewayError as exc:
+            if exc.status == 409:
+                # A reindex to an earlier spec is running: this one is prepared once that ends.
+                kopf.info(body, reason="ReindexBusy", message=str(exc))
+                _write_status(patch, status, meta, [Condition("Indexed", None, "ReindexBusy", str(exc))], indexing=True)
+                raise kopf.TemporaryError(str(exc), delay=RETRY_GATEWAY_SECONDS) from exc
             reason = "GatewayUnreachable" if exc.unreachable else "StoreRejected"
             kopf.warn(body, reason=reason, message=str(exc))
             _write_status(patch, status, meta, [Condition("StoreReady", False, reason, str(exc))], indexing=False)
             raise kopf.TemporaryError(str(exc), delay=RETRY_GATEWAY_SECONDS) from exc
 
-        embedder = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
-        owners = await _collections_sharing(kube, namespace, parsed)
+        owners = await _collections_using(kube, namespace, embedder)
         await kube.apply(build_embedder_deployment(parsed, namespace, owners or [dict(body)], settings))
         await kube.apply(build_embedder_service(embedder, namespace, owners or [dict(body)]))
 
         last_job = status.get("lastIndexJob")
+        waiting = f"waiting for IndexJob {last_job}"
         if not last_job:
             last_job = index_job_name(name, IndexMode.FULL, meta["uid"][:8])
-            created = await kube.create(build_index_job(body, IndexMode.FULL, last_job))
-            if created:
+            waiting = f"waiting for IndexJob {last_job}"
+            if await kube.create(build_index_job(body, IndexMode.FULL, last_job)):
                 kopf.info(body, reason="Created", message=f"IndexJob {last_job} for the first index")
+        elif view.get("reindex"):
+            # Named by what it builds, so a rerun of this handler finds the same IndexJob.
+            last_job = index_job_name(name, IndexMode.REINDEX, index_spec_hash(parsed))
+            waiting = f"IndexJob {last_job} builds the next generation; search reads the current one meanwhile"
+            if await kube.create(build_index_job(body, IndexMode.REINDEX, last_job)):
+                kopf.info(body, reason="Reindexing", message=f"IndexJob {last_job}: {_describe_index(parsed)}")
         patch.status["lastIndexJob"] = last_job
         patch.status["qdrantCollection"] = f"semantik-{store}"
-        patch.status["embedderService"] = embedder
+        # The embedder search uses stays the live generation's until a reindex swaps the new one in.
+        patch.status["embedderService"] = status.get("embedderService") or embedder
         conditions = [
             Condition("EmbedderReady", None, "Starting", f"Deployment {embedder} applied"),
             Condition("StoreReady", True, "Ensured", f"store collection of {store} ensured through the gateway"),
-            Condition("Indexed", None, "Pending", f"waiting for IndexJob {last_job}"),
+            Condition("Indexed", None, "Pending", waiting),
         ]
         _write_status(patch, status, meta, conditions, indexing=True)
 
 
-async def _collections_sharing(kube: Kube, namespace: str, spec: CollectionSpec) -> list[dict[str, Any]]:
-    """Every Collection in the namespace using this (model, quantization): the embedder's owners."""
-    wanted = embedder_name(spec.embedding.model, spec.embedding.quantization)
+def _describe_index(spec: CollectionSpec) -> str:
+    e, c = spec.embedding, spec.chunking
+    return f"{e.model} ({e.quantization.value}), {c.strategy} chunks of {c.chunk_size} overlapping {c.chunk_overlap}"
+
+
+async def _collections_using(kube: Kube, namespace: str, embedder: str) -> list[dict[str, Any]]:
+    """The embedder's owners: every Collection in the namespace whose spec asks for it, or whose live
+    generation still searches with it while a reindex moves it to another."""
     owners = []
     for item in await kube.list(API_VERSION, "Collection", namespace):
         if item["metadata"].get("deletionTimestamp"):
@@ -164,9 +186,24 @@ async def _collections_sharing(kube: Kube, namespace: str, spec: CollectionSpec)
             other = CollectionSpec.model_validate(item.get("spec") or {})
         except ValueError:
             continue
-        if embedder_name(other.embedding.model, other.embedding.quantization) == wanted:
+        serving = (item.get("status") or {}).get("embedderService")
+        if embedder in (embedder_name(other.embedding.model, other.embedding.quantization), serving):
             owners.append(item)
     return sorted(owners, key=lambda item: item["metadata"]["name"])
+
+
+async def _release_embedder(kube: Kube, embedder: str, namespace: str, uid: str) -> None:
+    """This Collection no longer searches with `embedder`: drop it from the owners, or delete the
+    embedder when no other Collection uses it (the garbage collector only acts on deleted owners)."""
+    deployment = await kube.get("apps/v1", "Deployment", embedder, namespace)
+    if deployment is None:
+        return
+    owners = owners_without(deployment["metadata"].get("ownerReferences") or [], uid)
+    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
+        if owners:
+            await kube.patch(api_version, kind, embedder, namespace, {"metadata": {"ownerReferences": owners}})
+        else:
+            await kube.delete(api_version, kind, embedder, namespace)
 
 
 @kopf.timer(*COLLECTIONS, interval=10, initial_delay=5, idle=0)
@@ -215,6 +252,12 @@ async def observe_collection(
         indexed = Condition("Indexed", True, "Indexed", f"{view['documents'] if view else 0} documents indexed")
     else:
         indexed = Condition("Indexed", None, "Indexing", f"IndexJob {status.get('lastIndexJob')} is {job_phase}")
+    parsed = CollectionSpec.model_validate(dict(spec))
+    wanted = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
+    if view is not None and status["embedderService"] != wanted and _live_generation_is(view, parsed):
+        await _release_embedder(kube, status["embedderService"], namespace, meta["uid"])
+        kopf.info(body, reason="Swapped", message=f"generation {view['generation']} is live; search uses {wanted}")
+        patch.status["embedderService"] = wanted
     if view is not None:
         patch.status["documents"] = view["documents"]
         patch.status["chunks"] = view["chunks"]
@@ -257,6 +300,20 @@ async def scheduled_resync(
     if await kube.create(build_index_job(body, IndexMode.INCREMENTAL, job)):
         kopf.info(body, reason="Scheduled", message=f"IndexJob {job} for the {tick:%Y-%m-%d %H:%M} tick")
     patch.status["lastIndexJob"] = job
+
+
+def _live_generation_is(view: dict[str, Any], spec: CollectionSpec) -> bool:
+    """Whether the gateway's live generation is built the way the spec asks, with no reindex pending."""
+    e, c = spec.embedding, spec.chunking
+    try:
+        model = model_spec(e.model).name
+    except InvalidInputError:
+        return False
+    return view.get("reindex") is None and (view["model"], view["quantization"], view["chunking"]) == (
+        model,
+        e.quantization.value,
+        {"strategy": c.strategy, "chunk_size": c.chunk_size, "chunk_overlap": c.chunk_overlap},
+    )
 
 
 def _parse_time(value: str) -> datetime:
@@ -319,7 +376,7 @@ async def start_index_job(
         store = store_name(namespace, parsed.collection_ref.name)
         try:
             operation = await gateway.open_operation(
-                store, key=meta["uid"], full=parsed.mode in (IndexMode.FULL, IndexMode.REINDEX)
+                store, key=meta["uid"], full=parsed.mode is IndexMode.FULL, reindex=parsed.mode is IndexMode.REINDEX
             )
         except GatewayError as exc:
             if exc.unreachable or exc.status == 404:
@@ -334,7 +391,7 @@ async def start_index_job(
             body,
             collection_spec,
             queue=f"semantik:job:{operation_id}",
-            embedder_url=embedder_url(embedder, namespace),
+            embedder_url=embedder_url(embedder, namespace, settings.embedder_url_template),
             settings=settings,
         )
         if await kube.create(job):

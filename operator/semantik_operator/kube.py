@@ -66,6 +66,26 @@ class Kube:
     async def exists(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
         return await self.get(api_version, kind, name, namespace) is not None
 
+    async def patch(self, api_version: str, kind: str, name: str, namespace: str, body: Mapping[str, Any]) -> None:
+        """A JSON merge patch (lists are replaced whole)."""
+        resource = await self._resource(api_version, kind)
+        await self._dynamic.patch(
+            resource,
+            body=dict(body),
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete(self, api_version: str, kind: str, name: str, namespace: str) -> None:
+        """Delete; one already gone is fine."""
+        resource = await self._resource(api_version, kind)
+        try:
+            await self._dynamic.delete(resource, name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def list(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]]:
         resource = await self._resource(api_version, kind)
         found = await self._dynamic.get(resource, namespace=namespace)

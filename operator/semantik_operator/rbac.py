@@ -12,8 +12,13 @@ RULES: list[dict[str, Any]] = [
         "verbs": ["get", "list", "watch", "patch", "create", "delete"],
     },
     {"apiGroups": ["semantik.io"], "resources": ["collections/status", "indexjobs/status"], "verbs": ["get", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+    },
+    # delete: an embedder no Collection searches with any more (after a reindex) is removed by the operator.
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch", "delete"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

@@ -28,6 +28,10 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: {"nvidia.com/gpu.present": "true"},
         description="Node labels every GPU embedder pod requires, beside the Collection's own.",
     )
+    embedder_url_template: str = Field(
+        default="http://{name}.{namespace}.svc:8000",
+        description="How the gateway and the workers reach an embedder Service ({name} and {namespace} filled in).",
+    )
     sources_root: str = Field(default="/sources", description="Where index workers mount each source.")
     job_backoff_limit: int = Field(default=6, ge=0, description="backoffLimit of index Jobs.")
     job_ttl_seconds: int = Field(default=3600, ge=0, description="ttlSecondsAfterFinished of index Jobs.")

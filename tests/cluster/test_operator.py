@@ -22,6 +22,7 @@ from tests.support.servers import hack, private_server_directory
 from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
 
 NAMESPACE = "semantik-test"
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("crds")]
@@ -135,8 +136,9 @@ def apply_collection(cluster: Cluster, name: str, sources_root: Path, **spec: An
 
 def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) -> Process:
     """Run the Job's worker as a host process with the Job's own command and environment (no container
-    runtime here). Three values are mapped as a kubelet would: the token from its Secret, the embedder
-    Service's cluster DNS name to the embedder's host port, and the model volume to the bundled model."""
+    runtime here). Two values are mapped as a kubelet would: the token from its Secret and the model
+    volume to the bundled model. The embedder URL is the host embedder's: the operator runs with
+    SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE set to it, as there is no cluster DNS here."""
     job_name = wait(
         "the IndexJob's Job", lambda: (get(cluster, "indexjob", index_job) or {}).get("status", {}).get("jobName")
     )
@@ -150,8 +152,7 @@ def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) ->
             env[item["name"]] = INTERNAL_TOKEN
         else:
             env[item["name"]] = item["value"]
-    assert ".svc:8000" in env["SEMANTIK_EMBEDDER_URL"]
-    env["SEMANTIK_EMBEDDER_URL"] = stack.embedder_url
+    assert env["SEMANTIK_EMBEDDER_URL"] == stack.embedder_url
     env.pop("SEMANTIK_MODEL_PATH")
     env.pop("HOME")
     worker = Process(f"worker-{index_job}", container["args"][1:], env, tmp / f"{index_job}.log")
@@ -296,3 +297,71 @@ def test_a_gone_gateway_does_not_block_deletion(
     finally:
         stack.gateway.start()
         wait_until_ready(f"{stack.gateway_url}/healthz", stack.gateway)
+
+
+def test_a_changed_spec_is_reindexed_while_search_keeps_answering(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path, tmp_path: Path
+) -> None:
+    store = store_name(NAMESPACE, "evolving")
+    search_url = f"{stack.gateway_url}/api/v1/collections/{store}/search"
+    query = {"query": "what must I include in a NOTICE file when I redistribute", "k": 3}
+    apply_collection(cluster, "evolving", sources_root)
+    first = wait(
+        "the first IndexJob",
+        lambda: (get(cluster, "collection", "evolving") or {}).get("status", {}).get("lastIndexJob"),
+    )
+    worker = run_workers_of(cluster, first, stack, tmp_path)
+    assert worker.wait(timeout=300) == 0, worker.log_tail()
+    wait("Ready", lambda: condition(get(cluster, "collection", "evolving"), "Ready").get("status") == "True")
+    old = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    old_embedder = embedder_name(MINILM, Quantization.FLOAT32)
+    new_embedder = embedder_name(MINILM, Quantization.BFLOAT16)
+
+    # A new quantization and chunking: a new embedder, and an index that has to be built again.
+    apply_collection(
+        cluster, "evolving", sources_root, embedding={"quantization": "bfloat16"}, chunking={"chunkSize": 64}
+    )
+    reindex = wait(
+        "the reindex IndexJob",
+        lambda: (job := (get(cluster, "collection", "evolving") or {}).get("status", {}).get("lastIndexJob"))
+        and "reindex" in job
+        and job,
+    )
+    assert get(cluster, "indexjob", reindex)["spec"]["mode"] == "reindex"  # type: ignore[index]
+    wait("the new embedder", lambda: get(cluster, "deployment", new_embedder))
+    assert get(cluster, "deployment", old_embedder) is not None, "the live generation's embedder stays meanwhile"
+    pending = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    assert pending["generation"] == 1 and pending["reindex"]["chunking"]["chunk_size"] == 64
+
+    worker = run_workers_of(cluster, reindex, stack, tmp_path)
+    answers = []
+    try:
+        while worker.running:
+            response = httpx.post(search_url, json=query, timeout=30)
+            assert response.status_code == 200, response.text
+            answers.append([hit["path"] for hit in response.json()["hits"]])
+        assert worker.wait(timeout=300) == 0, worker.log_tail()
+    finally:
+        worker.stop()
+    assert answers and all("docs/Apache-2.0" in paths for paths in answers), answers
+
+    wait(
+        "IndexJob Succeeded",
+        lambda: (get(cluster, "indexjob", reindex) or {}).get("status", {}).get("phase") == "Succeeded",
+    )
+    swapped = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    assert swapped["generation"] == 2 and swapped["reindex"] is None and swapped["quantization"] == "bfloat16"
+    assert swapped["chunking"]["chunk_size"] == 64 and swapped["chunks"] > old["chunks"]
+    wait(
+        "search moved to the new embedder",
+        lambda: (get(cluster, "collection", "evolving") or {}).get("status", {}).get("embedderService") == new_embedder,
+    )
+    wait("the retired embedder removed", lambda: get(cluster, "deployment", old_embedder) is None)
+    assert get(cluster, "service", old_embedder) is None
+    events = cluster.kubectl(
+        "-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=evolving"
+    ).stdout
+    assert "Reindexing" in events and "Swapped" in events
+    hits = httpx.post(search_url, json=query, timeout=30).json()["hits"]
+    assert any(hit["path"] == "docs/Apache-2.0" for hit in hits), hits
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "evolving")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from semantik_operator.builders.common import child_name
-from semantik_operator.builders.embedder import build_embedder_deployment, build_embedder_service, embedder_name
+from semantik_operator.builders.embedder import (
+    build_embedder_deployment,
+    build_embedder_service,
+    embedder_name,
+    embedder_url,
+    owners_without,
+)
 from semantik_operator.builders.indexing import (
     build_index_job,
     build_worker_job,
@@ -62,6 +68,23 @@ def test_collections_with_the_same_model_share_one_embedder() -> None:
     assert embedder_name(spec.embedding.model, Quantization.INT8) != deployment["metadata"]["name"]
     service = build_embedder_service(deployment["metadata"]["name"], "docs", [first, second])
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_a_collection_moved_to_another_embedder_leaves_its_owners_and_nothing_else() -> None:
+    first, second = collection("a"), collection("b")
+    deployment = build_embedder_deployment(
+        CollectionSpec.model_validate(first["spec"]), "docs", [first, second], SETTINGS
+    )
+    owners = deployment["metadata"]["ownerReferences"]
+    assert [o["name"] for o in owners_without(owners, "uid-a")] == ["b"]
+    assert owners_without(owners_without(owners, "uid-a"), "uid-b") == []
+
+
+def test_embedders_are_reached_by_service_dns_unless_the_template_says_otherwise() -> None:
+    name = embedder_name("sentence-transformers/all-MiniLM-L6-v2", Quantization.FLOAT32)
+    assert embedder_url(name, "docs", SETTINGS.embedder_url_template) == f"http://{name}.docs.svc:8000"
+    local = OperatorSettings(embedder_url_template="http://{name}.{namespace}.svc.cluster.local:8000")
+    assert embedder_url(name, "docs", local.embedder_url_template) == f"http://{name}.docs.svc.cluster.local:8000"
 
 
 def test_worker_job_runs_burst_workers_on_the_operations_queue_with_sources_read_only() -> None:

@@ -29,8 +29,16 @@ def embedder_name(model: str, quantization: Quantization) -> str:
     return f"semantik-embed-{short_hash(model, quantization.value)}"
 
 
-def embedder_url(name: str, namespace: str) -> str:
-    return f"http://{name}.{namespace}.svc:{PORT}"
+DEFAULT_URL_TEMPLATE = f"http://{{name}}.{{namespace}}.svc:{PORT}"
+
+
+def embedder_url(name: str, namespace: str, template: str = DEFAULT_URL_TEMPLATE) -> str:
+    return template.format(name=name, namespace=namespace)
+
+
+def owners_without(owner_references: Sequence[Mapping[str, Any]], uid: str) -> list[dict[str, Any]]:
+    """The embedder's owners once one Collection stops using it (after a reindex moved it to another)."""
+    return [dict(owner) for owner in owner_references if owner.get("uid") != uid]
 
 
 def model_directory(model: str) -> str:
