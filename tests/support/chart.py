@@ -89,3 +89,65 @@ def env_of(container: dict[str, Any], objects: list[dict[str, Any]], secret_valu
     for item in container.get("env", []):
         env[item["name"]] = item.get("value", secret_value)
     return env
+
+
+# --- dashboards ----------------------------------------------------------------------------------
+
+DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
+
+_PROMQL_WORDS = {
+    # aggregations, their modifiers, binary operators and keywords
+    "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
+    "group", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+    "offset", "atan2", "inf", "nan",
+}  # fmt: skip
+
+
+def panel_exprs(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of every panel, rows' nested panels included."""
+    found: list[tuple[str, str]] = []
+    for panel in dashboard.get("panels", []):
+        for nested in [panel, *panel.get("panels", [])]:
+            for target in nested.get("targets", []):
+                found.append((nested.get("title", ""), target["expr"]))
+    return found
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: identifiers that are not functions (followed by
+    `(`), keywords, label names (inside `{...}` or the `(...)` of by/without/on/ignoring), strings or
+    durations."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # strings
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"(?<![\w:])\d+(?:ms|[smhdwy])\b", " ", text)  # durations (offset 5m)
+    text = re.sub(r"(?<![\w:])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", " ", text)  # numbers (1e-9)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        following = text[match.end() :].lstrip()[:1]
+        word = match.group(0)
+        if following == "(" or word.lower() in _PROMQL_WORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def exported_names(exposition: str) -> set[str]:
+    """Every series name a Prometheus text exposition can produce, from its HELP/TYPE metadata too (a
+    labelled counter has no sample until first used): counters' _total and _created, histograms'
+    _bucket, _count, _sum and _created, a gauge's own name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    names: set[str] = set()
+    for family in text_string_to_metric_families(exposition):
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+        names |= {sample.name for sample in family.samples}
+    return names
