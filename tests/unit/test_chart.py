@@ -52,6 +52,7 @@ def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 def test_every_ci_values_file_is_there() -> None:
     assert CI_IDS == [
         "defaults-values.yaml",
+        "dev-values.yaml",
         "everything-values.yaml",
         "external-databases-values.yaml",
         "gpu-embedders-values.yaml",
