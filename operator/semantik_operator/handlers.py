@@ -19,6 +19,7 @@ from semantik_operator.builders.embedder import (
     embedder_name,
     embedder_url,
     owners_without,
+    stale_embedders,
 )
 from semantik_operator.builders.indexing import (
     build_index_job,
@@ -61,7 +62,8 @@ def _write_status(
         status.get("conditions") or [], everything, meta["generation"], _now()
     )
     patch.status["observedGeneration"] = meta["generation"]
-    patch.status["phase"] = collection_phase(conditions, indexing=indexing)
+    patch.status["phase"] = phase = collection_phase(conditions, indexing=indexing)
+    metrics.COLLECTION_PHASES.record(meta["namespace"], meta["name"], phase)
 
 
 @kopf.on.create(*COLLECTIONS)
@@ -144,6 +146,12 @@ async def reconcile_collection(
         owners = await _collections_using(kube, namespace, embedder)
         await kube.apply(build_embedder_deployment(parsed, namespace, owners or [dict(body)], settings))
         await kube.apply(build_embedder_service(embedder, namespace, owners or [dict(body)]))
+        # The embedder search uses stays the live generation's until a reindex swaps the new one in.
+        serving = status.get("embedderService") or embedder
+        deployments = await kube.list("apps/v1", "Deployment", namespace)
+        for stale in stale_embedders(deployments, meta["uid"], keep={embedder, serving}):
+            await _release_embedder(kube, stale, namespace, meta["uid"])
+            kopf.info(body, reason="EmbedderReleased", message=f"{stale}: no longer searched with nor built with")
 
         last_job = status.get("lastIndexJob")
         waiting = f"waiting for IndexJob {last_job}"
@@ -160,8 +168,7 @@ async def reconcile_collection(
                 kopf.info(body, reason="Reindexing", message=f"IndexJob {last_job}: {_describe_index(parsed)}")
         patch.status["lastIndexJob"] = last_job
         patch.status["qdrantCollection"] = f"semantik-{store}"
-        # The embedder search uses stays the live generation's until a reindex swaps the new one in.
-        patch.status["embedderService"] = status.get("embedderService") or embedder
+        patch.status["embedderService"] = serving
         conditions = [
             Condition("EmbedderReady", None, "Starting", f"Deployment {embedder} applied"),
             Condition("StoreReady", True, "Ensured", f"store collection of {store} ensured through the gateway"),
@@ -246,13 +253,16 @@ async def observe_collection(
     )
     job_phase = (job or {}).get("status", {}).get("phase", "Pending")
     indexed_at = view.get("last_indexed_at") if view else None
-    if job_phase == "Failed":
+    parsed = CollectionSpec.model_validate(dict(spec))
+    abandoned = (job or {}).get("spec", {}).get("mode") == IndexMode.REINDEX and (
+        view is not None and _live_generation_is(view, parsed)
+    )
+    if job_phase == "Failed" and not abandoned:
         indexed = Condition("Indexed", False, "IndexJobFailed", (job or {}).get("status", {}).get("message", "failed"))
     elif indexed_at:
         indexed = Condition("Indexed", True, "Indexed", f"{view['documents'] if view else 0} documents indexed")
     else:
         indexed = Condition("Indexed", None, "Indexing", f"IndexJob {status.get('lastIndexJob')} is {job_phase}")
-    parsed = CollectionSpec.model_validate(dict(spec))
     wanted = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
     if view is not None and status["embedderService"] != wanted and _live_generation_is(view, parsed):
         await _release_embedder(kube, status["embedderService"], namespace, meta["uid"])
@@ -326,10 +336,17 @@ async def delete_collection(
 ) -> None:
     """Drop the index through the gateway unless retained; give up (and say so) on a gateway that is gone."""
     assert namespace is not None, "Collections and IndexJobs are namespaced"
+    metrics.COLLECTION_PHASES.record(namespace, name, "Deleting")
+    await _drop_index(body, spec, namespace, name, memo.gateway, retry)
+    metrics.COLLECTION_PHASES.forget(namespace, name)
+
+
+async def _drop_index(
+    body: kopf.Body, spec: kopf.Spec, namespace: str, name: str, gateway: Gateway, retry: int
+) -> None:
     if spec.get("retainOnDelete"):
         kopf.info(body, reason="Retained", message="the index and its metadata are kept (retainOnDelete)")
         return
-    gateway: Gateway = memo.gateway
     try:
         await gateway.drop_collection(store_name(namespace, name))
     except GatewayError as exc:

@@ -4,6 +4,7 @@ workers as host processes: `kubectl apply` of a Collection turns a folder into a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -213,6 +214,8 @@ def test_collection_becomes_a_searchable_index_on_the_gpu_node(
     assert status["phase"] == "Ready" and status["documents"] == index_job["status"]["totalFiles"]
     assert {c["type"] for c in status["conditions"]} == {"EmbedderReady", "StoreReady", "Indexed", "Ready"}
     assert status["observedGeneration"] == ready["metadata"]["generation"]
+    metrics = httpx.get(f"http://127.0.0.1:{operator.env['SEMANTIK_OPERATOR_METRICS_PORT']}/metrics").text
+    assert re.search(r'^semantik_collections\{phase="Ready"\} [1-9]', metrics, re.MULTILINE), metrics
     table = cluster.kubectl("-n", NAMESPACE, "get", "col").stdout
     assert all(column in table for column in ("PHASE", "READY", "DOCUMENTS", "CHUNKS", "MODEL", "AGE"))
 
@@ -365,3 +368,66 @@ def test_a_changed_spec_is_reindexed_while_search_keeps_answering(
     hits = httpx.post(search_url, json=query, timeout=30).json()["hits"]
     assert any(hit["path"] == "docs/Apache-2.0" for hit in hits), hits
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", "evolving")
+
+
+def test_a_model_change_whose_reindex_fails_leaves_the_live_index_and_can_be_taken_back(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path, tmp_path: Path
+) -> None:
+    """A change to another model: its reindex IndexJob and its embedder are made while the live index
+    keeps answering. Only MiniLM's weights exist on this machine, so the reindex's worker, whose
+    embedder serves MiniLM, must refuse to build a Qwen index (the failure a model missing from the
+    cache gives): the IndexJob fails with that reason and generation 1 stays live. Taking the change
+    back makes the Collection Ready again and releases the embedder made for the abandoned model."""
+    qwen = "Qwen/Qwen3-Embedding-0.6B"
+    store = store_name(NAMESPACE, "switching")
+    search_url = f"{stack.gateway_url}/api/v1/collections/{store}/search"
+    query = {"query": "what must I include in a NOTICE file when I redistribute", "k": 3}
+    apply_collection(cluster, "switching", sources_root)
+    first = wait(
+        "the first IndexJob",
+        lambda: (get(cluster, "collection", "switching") or {}).get("status", {}).get("lastIndexJob"),
+    )
+    worker = run_workers_of(cluster, first, stack, tmp_path)
+    assert worker.wait(timeout=300) == 0, worker.log_tail()
+    wait("Ready", lambda: condition(get(cluster, "collection", "switching"), "Ready").get("status") == "True")
+    live_embedder = embedder_name(MINILM, Quantization.FLOAT32)
+    qwen_embedder = embedder_name(qwen, Quantization.FLOAT32)
+
+    apply_collection(cluster, "switching", sources_root, embedding={"model": qwen})
+    reindex = wait(
+        "the reindex IndexJob",
+        lambda: (job := (get(cluster, "collection", "switching") or {}).get("status", {}).get("lastIndexJob"))
+        and "reindex" in job
+        and job,
+    )
+    wait("Qwen's embedder", lambda: get(cluster, "deployment", qwen_embedder))
+    pending = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    assert pending["reindex"]["model"] == qwen and pending["reindex"]["generation"] == 2
+    worker = run_workers_of(cluster, reindex, stack, tmp_path)
+    worker.wait(timeout=300)
+    failed = wait(
+        "the reindex Failed",
+        lambda: (job := get(cluster, "indexjob", reindex)) and job.get("status", {}).get("phase") == "Failed" and job,
+    )
+    assert f"serves {MINILM}" in failed["status"]["message"] and qwen in failed["status"]["message"]
+    indexed = wait(
+        "Indexed=False with the reason",
+        lambda: (c := condition(get(cluster, "collection", "switching"), "Indexed")).get("reason") == "IndexJobFailed"
+        and c,
+    )
+    assert indexed["status"] == "False" and qwen in indexed["message"]
+    live = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    assert live["generation"] == 1 and live["model"] == MINILM
+    hits = httpx.post(search_url, json=query, timeout=30).json()["hits"]
+    assert any(hit["path"] == "docs/Apache-2.0" for hit in hits), hits
+    assert (get(cluster, "collection", "switching") or {})["status"]["embedderService"] == live_embedder
+
+    apply_collection(cluster, "switching", sources_root, embedding={"model": MINILM})
+    wait("Ready again", lambda: condition(get(cluster, "collection", "switching"), "Ready").get("status") == "True")
+    wait("the abandoned model's embedder released", lambda: get(cluster, "deployment", qwen_embedder) is None)
+    assert get(cluster, "service", qwen_embedder) is None and get(cluster, "deployment", live_embedder) is not None
+    back = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
+    assert back["reindex"] is None and back["generation"] == 1
+    events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=switching")
+    assert "EmbedderReleased" in events.stdout
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "switching")

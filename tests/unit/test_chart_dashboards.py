@@ -105,9 +105,12 @@ def test_dashboards_are_wellformed_and_cover_their_subjects() -> None:
     assert set(bodies) == {"overview", "embedder", "operator"}
     assert len({body["uid"] for body in bodies.values()}) == 3
     used = {name: {n for _, e in panel_exprs(body) for n in promql_metric_names(e)} for name, body in bodies.items()}
-    assert {"semantik_search_seconds_bucket", "semantik_indexed_chunks_total", "semantik_gateway_requests_total"} <= (
-        used["overview"]
-    )
+    assert {
+        "semantik_collections",
+        "semantik_search_seconds_bucket",
+        "semantik_indexed_chunks_total",
+        "semantik_gateway_requests_total",
+    } <= used["overview"]
     assert {
         "semantik_embedder_tokens_total",
         "semantik_embedder_batch_size_bucket",

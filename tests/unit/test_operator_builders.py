@@ -11,6 +11,7 @@ from semantik_operator.builders.embedder import (
     embedder_name,
     embedder_url,
     owners_without,
+    stale_embedders,
 )
 from semantik_operator.builders.indexing import (
     build_index_job,
@@ -144,3 +145,21 @@ def test_store_names_are_unique_per_namespace_and_fit() -> None:
     assert store_name("docs", "handbook") == "docs-handbook"
     assert store_name("a" * 40, "b" * 40) != store_name("c" * 40, "b" * 40)
     assert len(store_name("a" * 63, "b" * 40)) <= 63
+
+
+def test_an_embedder_no_longer_searched_nor_built_with_is_stale() -> None:
+    def deployment(name: str, *owners: str, embedder: bool = True) -> dict[str, Any]:
+        labels = {"semantik.io/embedder": name} if embedder else {}
+        return {"metadata": {"name": name, "labels": labels, "ownerReferences": [{"uid": u} for u in owners]}}
+
+    live, pending, abandoned = "semantik-embed-live", "semantik-embed-next", "semantik-embed-gone"
+    deployments = [
+        deployment(live, "uid-a"),
+        deployment(pending, "uid-a", "uid-b"),
+        deployment(abandoned, "uid-a", "uid-b"),
+        deployment("unrelated-app", "uid-a", embedder=False),
+        deployment("semantik-embed-other", "uid-b"),
+    ]
+    assert stale_embedders(deployments, "uid-a", keep={live, pending}) == [abandoned]
+    assert stale_embedders(deployments, "uid-a", keep={live}) == [abandoned, pending]
+    assert stale_embedders(deployments, "uid-c", keep=set()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from semantik_operator.metrics import PHASES, CollectionPhases
 from semantik_operator.status import Condition, collection_phase, merge_conditions, ready_condition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,3 +34,23 @@ def test_ready_carries_the_first_problem_and_the_phase_follows() -> None:
     assert ready_condition(healthy).status is True and collection_phase(healthy, indexing=False) == "Ready"
     invalid = [*healthy[:2], Condition("Indexed", False, "InvalidModel", "unknown model")]
     assert collection_phase(invalid, indexing=False) == "Failed"
+
+
+def test_collections_by_phase_count_each_collection_once_in_its_latest_phase() -> None:
+    phases = CollectionPhases()
+
+    def exported() -> dict[str, float]:
+        (family,) = phases.collect()
+        assert family.name == "semantik_collections"
+        return {sample.labels["phase"]: sample.value for sample in family.samples}
+
+    assert set(exported()) == set(PHASES) and not any(exported().values())
+    phases.record("docs", "handbook", "Indexing")
+    phases.record("docs", "wiki", "Indexing")
+    phases.record("ops", "handbook", "Ready")
+    phases.record("docs", "handbook", "Ready")
+    assert {p: n for p, n in exported().items() if n} == {"Indexing": 1, "Ready": 2}
+    phases.record("docs", "wiki", "Deleting")
+    phases.forget("docs", "wiki")
+    phases.forget("docs", "never-seen")
+    assert {p: n for p, n in exported().items() if n} == {"Ready": 2}

@@ -6,7 +6,7 @@ collector removes the Deployment when the last of them is deleted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from semantik_operator.builders.common import (
@@ -39,6 +39,18 @@ def embedder_url(name: str, namespace: str, template: str = DEFAULT_URL_TEMPLATE
 def owners_without(owner_references: Sequence[Mapping[str, Any]], uid: str) -> list[dict[str, Any]]:
     """The embedder's owners once one Collection stops using it (after a reindex moved it to another)."""
     return [dict(owner) for owner in owner_references if owner.get("uid") != uid]
+
+
+def stale_embedders(deployments: Sequence[Mapping[str, Any]], uid: str, keep: Set[str]) -> list[str]:
+    """Embedders the Collection `uid` owns but neither searches with nor builds with any more: a change
+    taken back, or overtaken by another, before its reindex swapped it in. Each holds a GPU for nothing."""
+    stale = []
+    for deployment in deployments:
+        metadata = deployment["metadata"]
+        owned = any(owner.get("uid") == uid for owner in metadata.get("ownerReferences") or [])
+        if owned and "semantik.io/embedder" in (metadata.get("labels") or {}) and metadata["name"] not in keep:
+            stale.append(str(metadata["name"]))
+    return sorted(stale)
 
 
 def model_directory(model: str) -> str:
