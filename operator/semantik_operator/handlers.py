@@ -55,14 +55,20 @@ def _now() -> datetime:
 
 
 def _write_status(
-    patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, conditions: list[Condition], *, indexing: bool
+    patch: kopf.Patch,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    conditions: list[Condition],
+    *,
+    indexing: bool,
+    searchable: bool = False,
 ) -> None:
     everything = [*conditions, ready_condition(conditions)]
     patch.status["conditions"] = merge_conditions(
         status.get("conditions") or [], everything, meta["generation"], _now()
     )
     patch.status["observedGeneration"] = meta["generation"]
-    patch.status["phase"] = phase = collection_phase(conditions, indexing=indexing)
+    patch.status["phase"] = phase = collection_phase(conditions, indexing=indexing, searchable=searchable)
     metrics.COLLECTION_PHASES.record(meta["namespace"], meta["name"], phase)
 
 
@@ -274,7 +280,14 @@ async def observe_collection(
         patch.status["failedDocuments"] = view["failed_documents"]
         if indexed_at:
             patch.status["lastIndexedAt"] = indexed_at
-    _write_status(patch, status, meta, [embedder, store, indexed], indexing=job_phase in ("Pending", "Running"))
+    _write_status(
+        patch,
+        status,
+        meta,
+        [embedder, store, indexed],
+        indexing=job_phase in ("Pending", "Running"),
+        searchable=bool(indexed_at),
+    )
 
 
 @kopf.timer(*COLLECTIONS, interval=30, initial_delay=10, idle=0)

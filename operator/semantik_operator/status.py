@@ -51,7 +51,10 @@ def ready_condition(conditions: Sequence[Condition]) -> Condition:
     return Condition("Ready", True, "AllReady", "the index is built and its embedder is serving")
 
 
-def collection_phase(conditions: Sequence[Condition], *, indexing: bool, deleting: bool = False) -> str:
+def collection_phase(
+    conditions: Sequence[Condition], *, indexing: bool, searchable: bool = False, deleting: bool = False
+) -> str:
+    """`searchable`: a generation of the index is live and answers, whatever else is wrong."""
     if deleting:
         return "Deleting"
     by_type = {c.type: c for c in conditions}
@@ -61,6 +64,8 @@ def collection_phase(conditions: Sequence[Condition], *, indexing: bool, deletin
         return "Indexing"
     if all(by_type.get(t) is not None and by_type[t].status is True for t in CONDITION_TYPES):
         return "Ready"
-    if by_type.get("Indexed") is not None and by_type["Indexed"].status is True:
+    if searchable or (by_type.get("Indexed") is not None and by_type["Indexed"].status is True):
         return "Degraded"
+    if any(c.status is False and c.reason == "IndexJobFailed" for c in conditions):
+        return "Failed"
     return "Pending"

@@ -135,6 +135,10 @@ def apply_collection(cluster: Cluster, name: str, sources_root: Path, **spec: An
     cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
 
 
+def phase_of(cluster: Cluster, name: str) -> str | None:
+    return (get(cluster, "collection", name) or {}).get("status", {}).get("phase")
+
+
 def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) -> Process:
     """Run the Job's worker as a host process with the Job's own command and environment (no container
     runtime here). Two values are mapped as a kubelet would: the token from its Secret and the model
@@ -416,6 +420,7 @@ def test_a_model_change_whose_reindex_fails_leaves_the_live_index_and_can_be_tak
         and c,
     )
     assert indexed["status"] == "False" and qwen in indexed["message"]
+    wait("phase Degraded: searchable, not as the spec asks", lambda: phase_of(cluster, "switching") == "Degraded")
     live = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
     assert live["generation"] == 1 and live["model"] == MINILM
     hits = httpx.post(search_url, json=query, timeout=30).json()["hits"]

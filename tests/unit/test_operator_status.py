@@ -34,6 +34,11 @@ def test_ready_carries_the_first_problem_and_the_phase_follows() -> None:
     assert ready_condition(healthy).status is True and collection_phase(healthy, indexing=False) == "Ready"
     invalid = [*healthy[:2], Condition("Indexed", False, "InvalidModel", "unknown model")]
     assert collection_phase(invalid, indexing=False) == "Failed"
+    job_failed = [*healthy[:2], Condition("Indexed", False, "IndexJobFailed", "operation failed: ...")]
+    # A failed first index leaves nothing to search; a failed reindex leaves the live generation answering.
+    assert collection_phase(job_failed, indexing=False) == "Failed"
+    assert collection_phase(job_failed, indexing=False, searchable=True) == "Degraded"
+    assert collection_phase(conditions, indexing=False, searchable=True) == "Degraded"
 
 
 def test_collections_by_phase_count_each_collection_once_in_its_latest_phase() -> None:
