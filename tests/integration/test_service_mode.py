@@ -200,8 +200,10 @@ def run_with_fault(
     fault: Callable[[], None],
     seed: int,
     on_start: Callable[[str], None] = lambda _: None,
+    on_end: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Index with three workers, run `fault` once a random share of the files is done, check the end."""
+    """Index with three workers, run `fault` once a random share of the files is done, check the end.
+    `on_end` runs once the operation has ended, while the gateway still serves (its state is read after)."""
     for _ in range(WORKERS):
         stack.start_worker()
     operation_id = start_index(stack, corpus)
@@ -213,6 +215,7 @@ def run_with_fault(
         print(f"\n{what}: killed at {time.monotonic() - started:.1f}s, {at['files_processed']}/322 files processed")
         fault()
         final = wait_for_operation(client, operation_id)
+    on_end()
     print(
         f"{what}: ended {final['status']} after {time.monotonic() - started:.1f}s: files {final['files_processed']}"
         f" processed, {final['files_failed']} failed, {final['chunks']} chunks"
@@ -255,10 +258,22 @@ def test_one_worker_killed(stack: Stack, corpus: Path, embedded_run: IndexState)
     def listen_in_background(operation_id: str) -> None:
         threading.Thread(target=listen, args=(operation_id,), daemon=True).start()
 
-    final = run_with_fault(stack, corpus, embedded_run, "one worker", kill_one, seed=1, on_start=listen_in_background)
-    deadline = time.monotonic() + 10
-    while (not events or events[-1][0] != "end") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    def wait_for_the_end_event() -> None:
+        # Before the state is read, which stops the gateway: the stream polls its row every 0.25 s.
+        deadline = time.monotonic() + 10
+        while (not events or events[-1][0] != "end") and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    final = run_with_fault(
+        stack,
+        corpus,
+        embedded_run,
+        "one worker",
+        kill_one,
+        seed=1,
+        on_start=listen_in_background,
+        on_end=wait_for_the_end_event,
+    )
     # The stream is made of the REST answer's own counters: it ends with exactly the final state.
     assert events[-1] == ("end", final)
     processed = [body["files_processed"] for _, body in events]
