@@ -31,7 +31,7 @@ test-integration: bootstrap ## Integration tests only (starts private PostgreSQL
 lint: bootstrap ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy --strict services operator
+	@MYPY_CACHE_DIR="$${SEMANTIK_CACHE_DIR:-$$HOME/.cache/semantik}/mypy" $(VENV)/bin/mypy --strict services operator
 
 format: bootstrap ## Apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix .
