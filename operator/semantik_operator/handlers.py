@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 COLLECTIONS = (API_VERSION.split("/")[0], "v1alpha1", "collections")
 INDEXJOBS = (API_VERSION.split("/")[0], "v1alpha1", "indexjobs")
 RETRY_GATEWAY_SECONDS = 30
-DELETE_ATTEMPTS = 5
 
 
 def store_name(namespace: str, name: str) -> str:
@@ -350,12 +349,18 @@ async def delete_collection(
     """Drop the index through the gateway unless retained; give up (and say so) on a gateway that is gone."""
     assert namespace is not None, "Collections and IndexJobs are namespaced"
     metrics.COLLECTION_PHASES.record(namespace, name, "Deleting")
-    await _drop_index(body, spec, namespace, name, memo.gateway, retry)
+    await _drop_index(body, spec, namespace, name, memo.gateway, retry, memo.settings)
     metrics.COLLECTION_PHASES.forget(namespace, name)
 
 
 async def _drop_index(
-    body: kopf.Body, spec: kopf.Spec, namespace: str, name: str, gateway: Gateway, retry: int
+    body: kopf.Body,
+    spec: kopf.Spec,
+    namespace: str,
+    name: str,
+    gateway: Gateway,
+    retry: int,
+    settings: OperatorSettings,
 ) -> None:
     if spec.get("retainOnDelete"):
         kopf.info(body, reason="Retained", message="the index and its metadata are kept (retainOnDelete)")
@@ -363,14 +368,14 @@ async def _drop_index(
     try:
         await gateway.drop_collection(store_name(namespace, name))
     except GatewayError as exc:
-        if retry + 1 >= DELETE_ATTEMPTS:
+        if retry + 1 >= settings.delete_attempts:
             kopf.warn(
                 body,
                 reason="DeleteIncomplete",
-                message=f"released after {DELETE_ATTEMPTS} attempts; the index may remain in the store: {exc}",
+                message=f"released after {settings.delete_attempts} attempts; the index may remain in the store: {exc}",
             )
             return
-        raise kopf.TemporaryError(str(exc), delay=10) from exc
+        raise kopf.TemporaryError(str(exc), delay=settings.delete_retry_seconds) from exc
     kopf.info(body, reason="Deleted", message="the index and its metadata were dropped")
 
 

@@ -35,4 +35,8 @@ class OperatorSettings(BaseSettings):
     sources_root: str = Field(default="/sources", description="Where index workers mount each source.")
     job_backoff_limit: int = Field(default=6, ge=0, description="backoffLimit of index Jobs.")
     job_ttl_seconds: int = Field(default=3600, ge=0, description="ttlSecondsAfterFinished of index Jobs.")
+    delete_attempts: int = Field(
+        default=5, ge=1, description="Tries to drop a deleted Collection's index before its finalizer is released."
+    )
+    delete_retry_seconds: float = Field(default=10, gt=0, description="Wait between those tries.")
     metrics_port: int = Field(default=9091, description="Port of /metrics.")

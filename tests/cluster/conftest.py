@@ -153,6 +153,8 @@ def operator_process(cluster: Cluster, stack: Stack, namespace: str, sources_roo
             # No cluster DNS on this host: every embedder Service is reached at the one host embedder.
             "SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE": stack.embedder_url,
             "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),
+            # The bounded retries of a deletion whose gateway is gone, in seconds instead of a minute.
+            "SEMANTIK_OPERATOR_DELETE_RETRY_SECONDS": "2",
         },
         log_path,
         module="kopf",

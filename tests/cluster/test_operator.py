@@ -300,7 +300,7 @@ def test_a_gone_gateway_does_not_block_deletion(
         events = cluster.kubectl(
             "-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=orphan"
         ).stdout
-        assert "DeleteIncomplete" in events
+        assert "DeleteIncomplete" in events and "released after 5 attempts" in events
     finally:
         stack.gateway.start()
         wait_until_ready(f"{stack.gateway_url}/healthz", stack.gateway)
