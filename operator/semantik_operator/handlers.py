@@ -259,9 +259,9 @@ async def observe_collection(
     job_phase = (job or {}).get("status", {}).get("phase", "Pending")
     indexed_at = view.get("last_indexed_at") if view else None
     parsed = CollectionSpec.model_validate(dict(spec))
-    abandoned = (job or {}).get("spec", {}).get("mode") == IndexMode.REINDEX and (
-        view is not None and _live_generation_is(view, parsed)
-    )
+    live_as_specified = view is not None and _live_generation_is(view, parsed)
+    # A failed reindex whose change was taken back (or later made good) no longer says anything.
+    abandoned = (job or {}).get("spec", {}).get("mode") == IndexMode.REINDEX and live_as_specified
     if job_phase == "Failed" and not abandoned:
         indexed = Condition("Indexed", False, "IndexJobFailed", (job or {}).get("status", {}).get("message", "failed"))
     elif indexed_at:
@@ -269,7 +269,7 @@ async def observe_collection(
     else:
         indexed = Condition("Indexed", None, "Indexing", f"IndexJob {status.get('lastIndexJob')} is {job_phase}")
     wanted = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
-    if view is not None and status["embedderService"] != wanted and _live_generation_is(view, parsed):
+    if view is not None and live_as_specified and status["embedderService"] != wanted:
         await _release_embedder(kube, status["embedderService"], namespace, meta["uid"])
         kopf.info(body, reason="Swapped", message=f"generation {view['generation']} is live; search uses {wanted}")
         patch.status["embedderService"] = wanted

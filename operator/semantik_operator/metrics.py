@@ -11,11 +11,11 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from semantik_operator.status import PHASES
+
 RECONCILES = Counter("semantik_operator_reconcile_total", "Reconciles by kind and result", ["kind", "result"])
 RECONCILE_SECONDS = Histogram("semantik_operator_reconcile_seconds", "Time of one reconcile", ["kind"])
 IN_FLIGHT = Gauge("semantik_operator_reconciles_in_flight", "Reconciles running now", ["kind"])
-
-PHASES = ("Pending", "Indexing", "Ready", "Degraded", "Failed", "Deleting")
 
 
 class CollectionPhases(Collector):

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 CONDITION_TYPES = ("EmbedderReady", "StoreReady", "Indexed")
+PHASES = ("Pending", "Indexing", "Ready", "Degraded", "Failed", "Deleting")
+"""Every phase collection_phase can give, as the CRD's status.phase enum lists them."""
 
 
 @dataclass(frozen=True, slots=True)

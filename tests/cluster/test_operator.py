@@ -139,6 +139,29 @@ def phase_of(cluster: Cluster, name: str) -> str | None:
     return (get(cluster, "collection", name) or {}).get("status", {}).get("phase")
 
 
+def index_until_ready(cluster: Cluster, name: str, sources_root: Path, stack: Stack, tmp: Path) -> None:
+    """Apply the Collection with the defaults, run its first IndexJob's worker, wait for Ready."""
+    apply_collection(cluster, name, sources_root)
+    first = wait(
+        "the first IndexJob", lambda: (get(cluster, "collection", name) or {}).get("status", {}).get("lastIndexJob")
+    )
+    worker = run_workers_of(cluster, first, stack, tmp)
+    assert worker.wait(timeout=300) == 0, worker.log_tail()
+    wait("Ready", lambda: condition(get(cluster, "collection", name), "Ready").get("status") == "True")
+
+
+def reindex_job_of(cluster: Cluster, name: str) -> str:
+    """The reindex IndexJob the operator made for the Collection's changed spec, once it is there."""
+    return str(
+        wait(
+            "the reindex IndexJob",
+            lambda: (job := (get(cluster, "collection", name) or {}).get("status", {}).get("lastIndexJob"))
+            and "reindex" in job
+            and job,
+        )
+    )
+
+
 def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) -> Process:
     """Run the Job's worker as a host process with the Job's own command and environment (no container
     runtime here). Two values are mapped as a kubelet would: the token from its Secret and the model
@@ -312,14 +335,7 @@ def test_a_changed_spec_is_reindexed_while_search_keeps_answering(
     store = store_name(NAMESPACE, "evolving")
     search_url = f"{stack.gateway_url}/api/v1/collections/{store}/search"
     query = {"query": "what must I include in a NOTICE file when I redistribute", "k": 3}
-    apply_collection(cluster, "evolving", sources_root)
-    first = wait(
-        "the first IndexJob",
-        lambda: (get(cluster, "collection", "evolving") or {}).get("status", {}).get("lastIndexJob"),
-    )
-    worker = run_workers_of(cluster, first, stack, tmp_path)
-    assert worker.wait(timeout=300) == 0, worker.log_tail()
-    wait("Ready", lambda: condition(get(cluster, "collection", "evolving"), "Ready").get("status") == "True")
+    index_until_ready(cluster, "evolving", sources_root, stack, tmp_path)
     old = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
     old_embedder = embedder_name(MINILM, Quantization.FLOAT32)
     new_embedder = embedder_name(MINILM, Quantization.BFLOAT16)
@@ -328,12 +344,7 @@ def test_a_changed_spec_is_reindexed_while_search_keeps_answering(
     apply_collection(
         cluster, "evolving", sources_root, embedding={"quantization": "bfloat16"}, chunking={"chunkSize": 64}
     )
-    reindex = wait(
-        "the reindex IndexJob",
-        lambda: (job := (get(cluster, "collection", "evolving") or {}).get("status", {}).get("lastIndexJob"))
-        and "reindex" in job
-        and job,
-    )
+    reindex = reindex_job_of(cluster, "evolving")
     assert get(cluster, "indexjob", reindex)["spec"]["mode"] == "reindex"  # type: ignore[index]
     wait("the new embedder", lambda: get(cluster, "deployment", new_embedder))
     assert get(cluster, "deployment", old_embedder) is not None, "the live generation's embedder stays meanwhile"
@@ -386,24 +397,12 @@ def test_a_model_change_whose_reindex_fails_leaves_the_live_index_and_can_be_tak
     store = store_name(NAMESPACE, "switching")
     search_url = f"{stack.gateway_url}/api/v1/collections/{store}/search"
     query = {"query": "what must I include in a NOTICE file when I redistribute", "k": 3}
-    apply_collection(cluster, "switching", sources_root)
-    first = wait(
-        "the first IndexJob",
-        lambda: (get(cluster, "collection", "switching") or {}).get("status", {}).get("lastIndexJob"),
-    )
-    worker = run_workers_of(cluster, first, stack, tmp_path)
-    assert worker.wait(timeout=300) == 0, worker.log_tail()
-    wait("Ready", lambda: condition(get(cluster, "collection", "switching"), "Ready").get("status") == "True")
+    index_until_ready(cluster, "switching", sources_root, stack, tmp_path)
     live_embedder = embedder_name(MINILM, Quantization.FLOAT32)
     qwen_embedder = embedder_name(qwen, Quantization.FLOAT32)
 
     apply_collection(cluster, "switching", sources_root, embedding={"model": qwen})
-    reindex = wait(
-        "the reindex IndexJob",
-        lambda: (job := (get(cluster, "collection", "switching") or {}).get("status", {}).get("lastIndexJob"))
-        and "reindex" in job
-        and job,
-    )
+    reindex = reindex_job_of(cluster, "switching")
     wait("Qwen's embedder", lambda: get(cluster, "deployment", qwen_embedder))
     pending = httpx.get(f"{stack.gateway_url}/internal/v1/collections/{store}", headers=AUTH).json()
     assert pending["reindex"]["model"] == qwen and pending["reindex"]["generation"] == 2

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from semantik_operator.metrics import PHASES, CollectionPhases
-from semantik_operator.status import Condition, collection_phase, merge_conditions, ready_condition
+from semantik_operator.metrics import CollectionPhases
+from semantik_operator.status import PHASES, Condition, collection_phase, merge_conditions, ready_condition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 2, tzinfo=UTC)
