@@ -18,6 +18,7 @@ from semantik.core.pipeline.extract import (
     ExtractionError,
     extract,
     read_and_extract,
+    read_regular_file,
 )
 
 APACHE_LICENSE = Path("/usr/share/common-licenses/Apache-2.0")
@@ -363,6 +364,44 @@ def test_read_and_extract_reads_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"# Notes\r\n\r\nHello.\r\n")
 
     assert read_and_extract(path, "notes.md") == ExtractedText("# Notes\n\nHello.\n", "markdown")
+
+
+def test_a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"x" * 1000)
+
+    assert read_regular_file(path, 1000) == b"x" * 1000
+    with pytest.raises(ExtractionError) as caught:
+        read_and_extract(path, "notes.txt", max_bytes=999)
+    assert caught.value.reason == "larger than the 999-byte limit (1000 bytes)"
+
+
+def test_a_file_larger_than_its_size_says_is_cut_at_the_limit_while_reading() -> None:
+    # /proc files are regular files whose stat size is 0 however much they hold: what a file that grows
+    # after its stat looks like, deterministically. Reading must stop at the limit, not at the end.
+    status = Path("/proc/self/status")
+    assert os.stat(status).st_size == 0 and len(status.read_bytes()) > 200
+
+    with pytest.raises(ExtractionError) as caught:
+        read_regular_file(status, 100)
+    assert caught.value.reason == "larger than the 100-byte limit (it grew while being read)"
+    assert len(read_regular_file(status, 1 << 20)) > 200
+
+
+def test_the_bounded_reader_refuses_what_read_and_extract_refuses(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link").symlink_to(tmp_path / "pipe")
+    reasons = {}
+    for name in ["pipe", "link", "gone"]:
+        with pytest.raises(ExtractionError) as caught:
+            read_regular_file(tmp_path / name, 100)
+        reasons[name] = caught.value.reason
+
+    assert reasons == {
+        "pipe": "not a regular file",
+        "link": "symbolic link (not followed)",
+        "gone": "No such file or directory",
+    }
 
 
 def read_reason(path: Path) -> str:

@@ -100,6 +100,9 @@ _BINARY_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 # of a few megabytes would otherwise expand to gigabytes in python-docx.
 _MAX_DOCX_UNCOMPRESSED = 256 * 1024 * 1024
 _MAX_REASON_DETAIL = 200
+# The default of SEMANTIK_MAX_FILE_BYTES; callers pass the setting.
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 
 # pypdf warns through logging about every recoverable defect it meets; in a folder of real PDFs that
 # is a flood of lines nobody acts on. Failures still surface as ExtractionError.
@@ -139,33 +142,46 @@ def extract(data: bytes, filename: str) -> ExtractedText:
     return _finish(_decode_text(data), "text")
 
 
-def read_and_extract(path: Path, filename: str) -> ExtractedText:
-    """Read a regular file and extract it; an unreadable file is an ExtractionError too."""
+def read_and_extract(path: Path, filename: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> ExtractedText:
+    """Read a regular file of at most `max_bytes` and extract it; an unreadable file is an ExtractionError too."""
+    return extract(read_regular_file(path, max_bytes), filename)
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, or an ExtractionError saying why not.
+
+    The scan only yields regular files under the size limit, but the file may have been swapped or grown
+    since: O_NONBLOCK keeps a FIFO from blocking the open, O_NOFOLLOW keeps a link from leading outside the
+    folder, and reading stops one byte past the limit, so a file that grows while read costs no more.
+    """
     try:
-        data = _read_regular_file(path)
-    except PermissionError:
-        raise ExtractionError("permission denied") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ExtractionError("symbolic link (not followed)") from None
-        raise ExtractionError(exc.strerror or str(exc)) from None
-    return extract(data, filename)
-
-
-def _read_regular_file(path: Path) -> bytes:
-    # The scan only yields regular files, but the file may have been swapped since: O_NONBLOCK keeps
-    # a FIFO from blocking the open, O_NOFOLLOW keeps a link from leading outside the folder.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        raise _read_error(exc) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ExtractionError("is a directory" if stat.S_ISDIR(mode) else "not a regular file")
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, 1024 * 1024):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ExtractionError("is a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file")
+        if info.st_size > max_bytes:
+            raise ExtractionError(f"larger than the {max_bytes}-byte limit ({info.st_size} bytes)")
+        data = bytearray()
+        while len(data) <= max_bytes and (chunk := os.read(fd, min(_READ_CHUNK, max_bytes + 1 - len(data)))):
+            data += chunk
+        if len(data) > max_bytes:
+            raise ExtractionError(f"larger than the {max_bytes}-byte limit (it grew while being read)")
+        return bytes(data)
+    except OSError as exc:
+        raise _read_error(exc) from None
     finally:
         os.close(fd)
+
+
+def _read_error(exc: OSError) -> ExtractionError:
+    if isinstance(exc, PermissionError):
+        return ExtractionError("permission denied")
+    if exc.errno == errno.ELOOP:
+        return ExtractionError("symbolic link (not followed)")
+    return ExtractionError(exc.strerror or str(exc))
 
 
 def _finish(text: str, fmt: ExtractedFormat) -> ExtractedText:
