@@ -80,6 +80,7 @@ async def test_health_ready_metrics_and_openapi(client: httpx.AsyncClient) -> No
     assert (await client.get("/docs")).status_code == 200
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/collections/{name}/search" in paths
+    assert [path for path in paths if path.startswith("/internal")] == []
 
 
 async def test_index_search_and_read_back(client: httpx.AsyncClient, small_corpus: Path) -> None:
@@ -275,3 +276,117 @@ async def test_cancel_in_embedded_mode_stops_between_batches(
     assert_error(await client.post(f"/api/v1/operations/{operation_id}/cancel"), 409, "conflict", "operation_id")
     events = await client.get(f"/api/v1/operations/{operation_id}/events")
     assert "event: end" in events.text
+
+
+# --- Request-body limits, over a real socket (uvicorn), so Content-Length and chunked uploads are real ---
+
+TEN_MIB = 10 * 1024 * 1024
+INTERNAL_TOKEN = "internal-secret"
+
+
+@pytest.fixture
+async def served_gateway(tmp_path: Path, embedder: CountingEmbedder) -> AsyncIterator[str]:
+    """A gateway off loopback (API keys required, the internal API on) listening on a real port."""
+    import socket
+
+    import uvicorn
+
+    settings = Settings(data_dir=tmp_path / "data", host="0.0.0.0", internal_token=INTERNAL_TOKEN)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings, embedder=embedder), port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(1200):  # uvicorn sets a flag, not an event
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "the gateway did not start in 60 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def chunks_of(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A body with no Content-Length: httpx sends it chunked."""
+    for start in range(0, total, size):
+        yield b"x" * min(size, total - start)
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_parsed_or_authenticated(served_gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=served_gateway, timeout=60) as client:
+        # The control: without the limit FastAPI parses a body before it checks the key, so a small
+        # body that is not JSON is a 422 and a small valid one without a key a 401.
+        assert_error(await client.post("/api/v1/collections", content=b"not json"), 422, "invalid_input")
+        assert_error(await client.post("/api/v1/collections", json={"name": "x"}), 401, "unauthorized")
+
+        declared = await client.post("/api/v1/collections", content=b"x" * TEN_MIB)
+        error = assert_error(declared, 413, "request_too_large")
+        assert "SEMANTIK_MAX_REQUEST_BYTES" in error["message"]
+
+        chunked = await client.post("/api/v1/collections", content=chunks_of(TEN_MIB))
+        assert "content-length" not in chunked.request.headers
+        assert_error(chunked, 413, "request_too_large")
+
+    async with httpx.AsyncClient(base_url=served_gateway, timeout=60) as client:
+        # A new connection after the refusals is served as usual.
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_internal_limit_applies_only_with_the_internal_token(served_gateway: str) -> None:
+    two_mib = b"x" * (2 * 1024 * 1024)
+    path = "/internal/v1/operations/nope/batches/1"
+    async with httpx.AsyncClient(base_url=served_gateway, timeout=60) as client:
+        anonymous = await client.put(path, content=two_mib)
+        assert_error(anonymous, 413, "request_too_large")
+        wrong = await client.put(path, content=two_mib, headers={"Authorization": "Bearer guess"})
+        assert_error(wrong, 413, "request_too_large")
+        # With the token the body is read and parsed: it is not JSON.
+        worker = await client.put(path, content=two_mib, headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
+        assert_error(worker, 422, "invalid_input")
+
+
+async def test_readyz_names_the_dependency_that_is_down_and_nothing_more(
+    postgres_url: str, tmp_path: Path, embedder: CountingEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from tests.support.servers import drop_postgres_database, fresh_postgres_database
+
+    database_url = await fresh_postgres_database(postgres_url)
+    database = make_url(database_url)
+    async for client in open_client(
+        create_app(Settings(data_dir=tmp_path, database_url=database_url), embedder=embedder)
+    ):
+        assert (await client.get("/readyz")).status_code == 200
+        # The database goes away under the running gateway: its connections are closed and new ones refused.
+        await drop_postgres_database(database_url)
+
+        ready = await client.get("/readyz")
+
+        error = assert_error(ready, 503, "not_ready")
+        assert error["message"] == "not ready: database"
+        assert ready.json()["checks"] == {"database": "unavailable", "store": "ok"}
+        for secret in (str(database.host), str(database.port), str(database.database), "Error", "exist"):
+            assert secret not in ready.text
+        # The operator finds the reason in the gateway's log.
+        assert any("dependency=database" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_failed_operation_tells_users_why_in_a_sentence(client: httpx.AsyncClient, small_corpus: Path) -> None:
+    # A collection built with a model this gateway does not run: the run fails on a known error.
+    body = {"name": "qwen", "source_path": str(small_corpus), "model": "Qwen/Qwen3-Embedding-0.6B"}
+    assert (await client.post("/api/v1/collections", json=body)).status_code == 201
+    started = await client.post("/api/v1/collections/qwen/index")
+    assert started.status_code == 202, started.text
+
+    operation = await wait_for(client, started.json()["operation_id"])
+
+    assert operation["status"] == "failed"
+    assert operation["error"] == (
+        "this process embeds with sentence-transformers/all-MiniLM-L6-v2, "
+        "but the index is built with Qwen/Qwen3-Embedding-0.6B"
+    )

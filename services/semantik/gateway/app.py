@@ -16,6 +16,7 @@ from semantik.core.settings import Mode, Settings
 from semantik.gateway import metrics
 from semantik.gateway.deps import require_api_key, require_internal_token
 from semantik.gateway.errors import install_error_handlers
+from semantik.gateway.limits import BodyLimit
 from semantik.gateway.operations import InlineOperations, OperationExecutor, QueuedOperations
 from semantik.gateway.routers import collections, health, internal, internal_collections, operations, search
 
@@ -55,6 +56,15 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     for router in (internal.router, internal_collections.router):
         app.include_router(router, dependencies=[Depends(require_internal_token)])
 
+    internal_token = settings.internal_token.get_secret_value() if settings.internal_token else None
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_bytes,
+        internal_limit=settings.resolved_max_internal_request_bytes,
+        internal_token=internal_token,
+    )
+
+    # Added last, so it is outside the body limit and counts its 413s too.
     @app.middleware("http")
     async def record_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -10,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from semantik.core.context import Semantik
@@ -205,7 +206,7 @@ async def run_index_operation(
                 session,
                 operation_id,
                 status=OperationStatus.FAILED.value,
-                error=_describe(exc),
+                error=_describe(exc, operation_id),
                 finished_at=utcnow(),
             )
         if isinstance(exc, Exception) and not isinstance(exc, SemantikError):
@@ -242,10 +243,20 @@ def _counters(progress: Progress) -> dict[str, float]:
     return values
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
+def _describe(exc: BaseException, operation_id: str) -> str:
+    """The operation's error as users read it: a sentence, never an exception's type and repr, which can
+    hold hosts, paths and internals; the traceback of an unknown fault goes to the log."""
+    if isinstance(exc, SemantikError):
+        return exc.message
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+        return "interrupted: the process running the operation stopped; run the index again"
+    if isinstance(exc, DBAPIError):
+        return "the metadata database failed during the run; run the index again"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return "a backend (the vector store or the embedder) did not answer; run the index again"
+    if isinstance(exc, MemoryError):
+        return "the gateway ran out of memory during the run"
+    return f"internal error; see the gateway's log (operation {operation_id})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ from semantik.gateway.internal_schemas import (
 from semantik.gateway.operations import QueuedOperations
 from semantik.gateway.schemas import OperationOut
 
-router = APIRouter(prefix="/internal/v1/operations", tags=["internal"], include_in_schema=True)
+# Out of /openapi.json: the only clients are Semantik's own worker and operator, which share the models
+# in internal_schemas; a published document would be a map for callers who have no business here.
+router = APIRouter(prefix="/internal/v1/operations", tags=["internal"], include_in_schema=False)
 
 
 def _target_out(operation: OperationTarget) -> TargetOut:

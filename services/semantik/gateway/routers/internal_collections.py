@@ -21,7 +21,8 @@ from semantik.gateway.deps import OperationsDep, SemantikDep
 from semantik.gateway.routers.collections import collection_out
 from semantik.gateway.schemas import CollectionOut, OperationAccepted
 
-router = APIRouter(prefix="/internal/v1/collections", tags=["internal"])
+# Out of /openapi.json, as the rest of the internal API (see routers/internal.py).
+router = APIRouter(prefix="/internal/v1/collections", tags=["internal"], include_in_schema=False)
 
 
 class EnsureCollectionIn(BaseModel):
