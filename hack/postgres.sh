@@ -84,8 +84,11 @@ start() {
   as_postgres "$bin/pg_ctl" -D "$data" -l "$dir/log" -w -t 60 start >/dev/null ||
     die "postgres did not start; see $dir/log"
   if [[ ! -f $dir/url ]]; then
+    # An ordinary role that owns its database, as in production, so a migration or query that needs more
+    # fails here too. CREATEDB only because the tests make a fresh database (owned by it) per module;
+    # since PostgreSQL 15 the owner of a database owns its public schema (pg_database_owner).
     as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
-      -c "CREATE ROLE semantik LOGIN SUPERUSER PASSWORD 'semantik'" \
+      -c "CREATE ROLE semantik LOGIN NOSUPERUSER NOCREATEROLE CREATEDB PASSWORD 'semantik'" \
       -c "CREATE DATABASE semantik OWNER semantik" >/dev/null
     echo "postgresql+asyncpg://semantik:semantik@127.0.0.1:$port/semantik" >"$dir/url"
   fi

@@ -5,12 +5,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
 
 from semantik.core.db.engine import _alembic_config, create_engine, migrate
 from semantik.core.db.models import Base
 from semantik.core.settings import Settings
+from tests.support.servers import drop_postgres_database, fresh_postgres_database
 
 TABLES = {"alembic_version", "api_keys", "collections", "documents", "operation_batches", "operations"}
 
@@ -37,3 +38,27 @@ async def test_migrations_upgrade_downgrade_and_match_the_models(settings: Setti
             assert set(await connection.run_sync(lambda c: inspect(c).get_table_names())) == TABLES
     finally:
         await engine.dispose()
+
+
+async def test_migrations_run_as_an_ordinary_owner_of_the_database(postgres_url: str) -> None:
+    # The tests' role is what production's is: no superuser, so a permission mistake shows here.
+    database_url = await fresh_postgres_database(postgres_url)
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as connection:
+            role = (
+                await connection.execute(
+                    text("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+                )
+            ).one()
+            assert tuple(role) == (False, False)
+            owners = set(
+                (await connection.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")))
+                .scalars()
+                .all()
+            )
+            assert owners == {make_url(database_url).username}
+    finally:
+        await engine.dispose()
+        await drop_postgres_database(database_url)
