@@ -64,15 +64,19 @@ def embedder(real_embedder: TransformerEmbedder) -> CountingEmbedder:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+async def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
     data_dir = tmp_path / "data"
+    # The REST API indexes only under SEMANTIK_SOURCE_ROOTS: the tests' folders all live under pytest's base.
+    roots = [tmp_path_factory.getbasetemp()]
     if request.param == "sqlite":
-        yield Settings(data_dir=data_dir)
+        yield Settings(data_dir=data_dir, source_roots=roots)
         return
     server_url: str = request.getfixturevalue("postgres_url")
     url = await fresh_postgres_database(server_url)
     try:
-        yield Settings(data_dir=data_dir, database_url=url)
+        yield Settings(data_dir=data_dir, database_url=url, source_roots=roots)
     finally:
         await drop_postgres_database(url)
 

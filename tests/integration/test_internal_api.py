@@ -29,7 +29,12 @@ async def gateway(
 ) -> AsyncIterator[httpx.AsyncClient]:
     database = await fresh_postgres_database(postgres_url)
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database, mode="service", redis_url=redis_url, internal_token=TOKEN
+        data_dir=tmp_path / "data",
+        database_url=database,
+        mode="service",
+        redis_url=redis_url,
+        internal_token=TOKEN,
+        source_roots=[tmp_path],
     )
     app = create_app(settings, embedder=embedder)
     try:

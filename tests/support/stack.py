@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ class Stack:
             "SEMANTIK_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "SEMANTIK_EMBEDDER_URL": self.embedder_url,
             "SEMANTIK_GATEWAY_URL": self.gateway_url,
+            # The gateway and the workers index only under their source roots; every test folder is a temp one.
+            "SEMANTIK_SOURCE_ROOTS": tempfile.gettempdir(),
             "HF_HUB_OFFLINE": "1",
         }
 

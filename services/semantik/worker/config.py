@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from semantik.core.pipeline.roots import SourceRoots
 from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path
 
 
@@ -21,6 +22,10 @@ class WorkerConfig(BaseSettings):
     embedder_url: str = Field(default="http://127.0.0.1:8000", description="The embedder service.")
     model_name: str = Field(default=DEFAULT_MODEL_NAME, description="Model whose tokenizer sizes the chunks.")
     model_path: Path | None = Field(default=None, description="Directory of that model's files (its tokenizer).")
+    source_roots: SourceRoots = Field(
+        default_factory=list,
+        description="Folders this worker may read; an operation whose folder resolves elsewhere fails. Empty: none.",
+    )
     worker_queue: str = Field(
         default="arq:queue", description="Queue served by `arq semantik.worker.main.WorkerSettings`."
     )

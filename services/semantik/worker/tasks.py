@@ -34,6 +34,7 @@ from semantik.core.pipeline.batch import (
 )
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.plan import HashedFile, KnownDocument
+from semantik.core.pipeline.roots import outside_roots_message
 from semantik.core.pipeline.scan import InvalidGlobError, ScannedFile
 from semantik.core.pipeline.sink import DocumentUpdate
 from semantik.core.pipeline.tokens import TextTokenizer
@@ -119,6 +120,12 @@ async def scan(ctx: dict[str, Any], operation_id: str) -> str:
         )
         await _transient_retry(ctx, "fail", lambda: gateway.fail(operation_id, reason))
         return "failed: wrong model"
+    refused = outside_roots_message(operation["root"], config.source_roots)
+    if refused is not None:
+        # The gateway checked the path where it could; this is the process that would read it.
+        reason = f"this worker may not read the folder: {refused}"
+        await _transient_retry(ctx, "fail", lambda: gateway.fail(operation_id, reason))
+        return "failed: folder outside the source roots"
     if operation["batches_total"] is None:
         target = target_from(operation)
         items = await _transient_retry(ctx, "documents", lambda: gateway.known_documents(operation_id))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,7 @@ from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Document
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
+from semantik.core.pipeline.roots import require_within_roots
 from semantik.core.pipeline.scan import InvalidGlobError, validate_globs
 from semantik.core.services.generations import (
     IndexConfig,
@@ -128,8 +130,16 @@ def wanted_config(app: Semantik, spec: CollectionSpec, quantization: str | None)
 
 
 async def create_collection(
-    app: Semantik, spec: CollectionSpec, *, quantization: str | None = None, embedder_url: str | None = None
+    app: Semantik,
+    spec: CollectionSpec,
+    *,
+    quantization: str | None = None,
+    embedder_url: str | None = None,
+    roots: Sequence[Path] | None = None,
 ) -> CollectionView:
+    """With `roots` (the REST API passes SEMANTIK_SOURCE_ROOTS) the source path must resolve inside one."""
+    if roots is not None:
+        require_within_roots(spec.source_path, roots, "source_path")
     config = wanted_config(app, spec, quantization)
     row = Collection(
         name=spec.name,

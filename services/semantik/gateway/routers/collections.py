@@ -26,7 +26,7 @@ async def list_collections(semantik: SemantikDep) -> CollectionList:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut)
 async def create_collection(semantik: SemantikDep, spec: CollectionSpec, response: Response) -> CollectionOut:
-    view = await collections.create_collection(semantik, spec)
+    view = await collections.create_collection(semantik, spec, roots=semantik.settings.source_roots)
     response.headers["Location"] = f"/api/v1/collections/{view.name}"
     return collection_out(view)
 

@@ -30,7 +30,9 @@ async def start_index(
     semantik: SemantikDep, operations: OperationsDep, name: str, body: IndexIn | None = None
 ) -> OperationAccepted:
     request = body or IndexIn()
-    operation = await open_index_operation(semantik, name, request.path, full=request.full)
+    operation = await open_index_operation(
+        semantik, name, request.path, full=request.full, roots=semantik.settings.source_roots
+    )
     await operations.start(operation.id, operation.queue)
     return OperationAccepted(
         operation_id=operation.id, status=operation.status, url=f"/api/v1/operations/{operation.id}"
