@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantik.core.embedding import Precision
 from semantik.core.pipeline.chunk import ChunkStrategy
+from semantik.core.pipeline.roots import SourceRoots
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1, description="Files larger than this are recorded as failed."
+    )
+    source_roots: SourceRoots = Field(
+        default_factory=list,
+        description="Folders the REST API may index (a JSON list, or separated by commas or colons); a source "
+        "path must resolve inside one. Empty: REST-created path sources are refused. The CLI is not limited.",
     )
     chunk_strategy: ChunkStrategy = Field(
         default=ChunkStrategy.RECURSIVE, description="Default chunking for new collections."

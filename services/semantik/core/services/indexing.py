@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from semantik.core.db.models import Collection, Operation, OperationStatus, utcn
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError, SemantikError
 from semantik.core.pipeline.batch import IndexTarget
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
+from semantik.core.pipeline.roots import require_within_roots
 from semantik.core.pipeline.runner import IndexReport, IndexRunner, Progress, ProgressCallback
 from semantik.core.pipeline.sink import LocalIndexSink
 from semantik.core.services.collections import load_collection
@@ -71,8 +72,12 @@ async def open_index_operation(
     full: bool,
     request_key: str | None = None,
     reindex: bool = False,
+    roots: Sequence[Path] | None = None,
 ) -> Operation:
     """Record a pending operation, or refuse with 409 while another one runs on this collection.
+
+    With `roots` (the REST API passes SEMANTIK_SOURCE_ROOTS; the CLI and the operator pass none) the
+    folder must resolve inside one of them, or the call is refused with 403.
 
     A `reindex` builds the collection's pending next generation (or, with none pending, a fresh copy of
     the live one) and swaps it in when it succeeds. With a `request_key` the call is idempotent: the
@@ -83,6 +88,8 @@ async def open_index_operation(
             earlier = await metadata.operation_by_key(session, request_key)
         if earlier is not None:
             return earlier
+    if roots is not None:
+        require_within_roots(source or collection.source_path, roots, "path" if source else "source_path")
     if app.settings.mode is Mode.SERVICE:
         # The workers, not the gateway, mount the folder: they report a missing one on the operation.
         if not (source or collection.source_path):
