@@ -27,6 +27,7 @@ from semantik_operator.builders.indexing import (
     index_job_name,
     index_spec_hash,
     job_name,
+    refused_host_paths,
     source_globs,
 )
 from semantik_operator.builders.schedule import due_tick, tick_token
@@ -106,6 +107,8 @@ async def reconcile_collection(
                 patch, status, meta, [Condition("Indexed", False, "InvalidDimension", message)], indexing=False
             )
             return
+        if _refuse_host_paths(body, patch, status, meta, parsed, settings):
+            return
         for source in parsed.sources:
             if source.pvc is not None and not await kube.exists(
                 "v1", "PersistentVolumeClaim", source.pvc.claim_name, namespace
@@ -182,6 +185,25 @@ async def reconcile_collection(
         _write_status(patch, status, meta, conditions, indexing=True)
 
 
+def _refuse_host_paths(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    spec: CollectionSpec,
+    settings: OperatorSettings,
+) -> bool:
+    """Ready=False HostPathNotAllowed and a Warning Event when a hostPath source is not allowed; no index
+    work starts until the spec or the operator's allowed list changes."""
+    refused = refused_host_paths(spec, settings.allowed_host_paths)
+    if not refused:
+        return False
+    message = "; ".join(refused)
+    kopf.warn(body, reason="HostPathNotAllowed", message=message)
+    _write_status(patch, status, meta, [Condition("Indexed", False, "HostPathNotAllowed", message)], indexing=False)
+    return True
+
+
 def _describe_index(spec: CollectionSpec) -> str:
     e, c = spec.embedding, spec.chunking
     return f"{e.model} ({e.quantization.value}), {c.strategy} chunks of {c.chunk_size} overlapping {c.chunk_overlap}"
@@ -234,6 +256,8 @@ async def observe_collection(
     assert namespace is not None, "Collections and IndexJobs are namespaced"
     if not status.get("embedderService"):
         return
+    if refused_host_paths(CollectionSpec.model_validate(dict(spec)), memo.settings.allowed_host_paths):
+        return  # the refusal written by reconcile_collection stands until the spec changes
     gateway: Gateway = memo.gateway
     kube: Kube = memo.kube
     deployment = await kube.get("apps/v1", "Deployment", status["embedderService"], namespace)
@@ -408,6 +432,12 @@ async def start_index_job(
             kopf.warn(body, reason="CollectionNotFound", message=message)
             return
         collection_spec = CollectionSpec.model_validate(collection.get("spec") or {})
+        refused = refused_host_paths(collection_spec, settings.allowed_host_paths)
+        if refused:
+            message = "; ".join(refused)
+            patch.status.update({"phase": "Failed", "message": message, "observedGeneration": meta["generation"]})
+            kopf.warn(body, reason="HostPathNotAllowed", message=message)
+            return
         store = store_name(namespace, parsed.collection_ref.name)
         try:
             operation = await gateway.open_operation(

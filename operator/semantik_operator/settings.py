@@ -20,7 +20,14 @@ class OperatorSettings(BaseSettings):
         default="ghcr.io/semantik/semantik-service:0.1.0", description="Image of the embedder and the workers."
     )
     image_pull_policy: str = Field(default="IfNotPresent", description="Pull policy of those images.")
-    redis_url: str = Field(default="redis://semantik-redis:6379/0", description="Redis the workers read jobs from.")
+    redis_secret: str = Field(
+        default="semantik-redis",
+        description="Secret (key `redis-url`) with the URL and password of the Redis the workers read jobs from.",
+    )
+    embedder_token_secret: str = Field(
+        default="semantik-embedder-token",
+        description="Secret (key `token`) with the bearer token the embedders require and the workers send.",
+    )
     model_cache_claim: str = Field(
         default="semantik-models", description="PersistentVolumeClaim holding the model cache, mounted read-only."
     )
@@ -33,7 +40,20 @@ class OperatorSettings(BaseSettings):
         description="How the gateway and the workers reach an embedder Service ({name} and {namespace} filled in).",
     )
     sources_root: str = Field(default="/sources", description="Where index workers mount each source.")
+    allowed_host_paths: list[str] = Field(
+        default_factory=list,
+        description="Node folders a Collection's hostPath may name (or lie below); empty: every hostPath is refused.",
+    )
     job_backoff_limit: int = Field(default=6, ge=0, description="backoffLimit of index Jobs.")
+    job_deadline_seconds: int = Field(
+        default=6 * 3600,
+        ge=60,
+        description="activeDeadlineSeconds of index Jobs unless the IndexJob or the Collection's indexing sets one.",
+    )
+    worker_memory_limit: str = Field(
+        default="3Gi",
+        description="Memory limit of an index worker: above the extraction sandbox's 1 GiB per child and the worker.",
+    )
     job_ttl_seconds: int = Field(default=3600, ge=0, description="ttlSecondsAfterFinished of index Jobs.")
     delete_attempts: int = Field(
         default=5, ge=1, description="Tries to drop a deleted Collection's index before its finalizer is released."

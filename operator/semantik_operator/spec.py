@@ -83,6 +83,7 @@ class Indexing(Spec):
     parallelism: int = 2
     batch_size: int = Field(default=16, alias="batchSize")
     schedule: str | None = None
+    active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds")
 
 
 class CollectionSpec(Spec):
@@ -110,3 +111,4 @@ class IndexJobSpec(Spec):
     sources: tuple[str, ...] = ()
     parallelism: int | None = None
     batch_size: int | None = Field(default=None, alias="batchSize")
+    active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds")

@@ -10,6 +10,8 @@ from typing import Any
 CONDITION_TYPES = ("EmbedderReady", "StoreReady", "Indexed")
 PHASES = ("Pending", "Indexing", "Ready", "Degraded", "Failed", "Deleting")
 """Every phase collection_phase can give, as the CRD's status.phase enum lists them."""
+REFUSED = ("HostPathNotAllowed",)
+"""Reasons that no retry heals: the spec (or the operator's settings) must change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def collection_phase(
     if deleting:
         return "Deleting"
     by_type = {c.type: c for c in conditions}
-    if any(c.status is False and c.reason.startswith("Invalid") for c in conditions):
+    if any(c.status is False and (c.reason.startswith("Invalid") or c.reason in REFUSED) for c in conditions):
         return "Failed"
     if indexing:
         return "Indexing"

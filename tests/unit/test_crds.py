@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,46 @@ def test_indexjob_names_columns_and_immutable_spec() -> None:
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
     assert spec["properties"]["mode"]["enum"] == ["full", "incremental", "reindex"]
+
+
+def source_path_rules() -> dict[str, list[dict[str, str]]]:
+    spec = load("collection.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    source = spec["properties"]["sources"]["items"]["properties"]
+    return {
+        "hostPath": source["hostPath"]["x-kubernetes-validations"],
+        "pvc.path": source["pvc"]["properties"]["path"]["x-kubernetes-validations"],
+    }
+
+
+def cel_holds(rule: str, value: str) -> bool:
+    """The two rule shapes these fields use, evaluated as the API server does (RE2 and Python's re agree on
+    this pattern); tests/cluster/test_crd_validation.py checks the real API server."""
+    if rule == "self.startsWith('/')":
+        return value.startswith("/")
+    negated = re.fullmatch(r"!self\.matches\('(.*)'\)", rule)
+    assert negated is not None, f"a rule this test does not know: {rule}"
+    return re.search(negated.group(1), value) is None
+
+
+@pytest.mark.parametrize("field", ["hostPath", "pvc.path"])
+def test_source_paths_must_be_absolute_and_free_of_dot_dot(field: str) -> None:
+    rules = source_path_rules()[field]
+    assert all(r["message"].startswith(f"{field}: ") for r in rules), "each message names the field"
+
+    def accepted(value: str) -> bool:
+        return all(cel_holds(r["rule"], value) for r in rules)
+
+    for good in ("/", "/srv/docs", "/srv/docs/", "/srv/..docs", "/srv/docs../x", "/srv/./docs", "/a/.../b"):
+        assert accepted(good), good
+    for bad in ("/..", "/../etc", "/srv/../etc", "/srv/docs/..", "/srv/docs/../", "docs", "../etc", "", ".."):
+        assert not accepted(bad), bad
+
+
+def test_index_jobs_may_set_a_deadline() -> None:
+    job = load("indexjob.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    collection = load("collection.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for field in (
+        job["properties"]["activeDeadlineSeconds"],
+        collection["properties"]["indexing"]["properties"]["activeDeadlineSeconds"],
+    ):
+        assert field["type"] == "integer" and field["minimum"] >= 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from semantik_operator.builders.common import child_name
 from semantik_operator.builders.embedder import (
@@ -14,10 +17,13 @@ from semantik_operator.builders.embedder import (
     stale_embedders,
 )
 from semantik_operator.builders.indexing import (
+    INDEX_WORKER_LABEL,
     build_index_job,
     build_worker_job,
+    host_path_allowed,
     index_job_name,
     index_spec_hash,
+    refused_host_paths,
     source_globs,
 )
 from semantik_operator.settings import OperatorSettings
@@ -111,7 +117,59 @@ def test_worker_job_runs_burst_workers_on_the_operations_queue_with_sources_read
     assert volume["persistentVolumeClaim"] == {"claimName": "wiki-pvc", "readOnly": True}
     env = {e["name"]: e for e in container["env"]}
     assert "valueFrom" in env["SEMANTIK_INTERNAL_TOKEN"] and "SEMANTIK_DATABASE_URL" not in env
+    assert json.loads(env["SEMANTIK_SOURCE_ROOTS"]["value"]) == ["/sources"]  # what the workers may read
     assert job["metadata"]["ownerReferences"][0]["kind"] == "IndexJob"
+    # Bounded: a stuck run is stopped, a worker that balloons is killed, not its node.
+    assert job["spec"]["activeDeadlineSeconds"] == SETTINGS.job_deadline_seconds == 6 * 3600
+    assert container["resources"]["limits"]["memory"] == SETTINGS.worker_memory_limit == "3Gi"
+    assert job["spec"]["template"]["metadata"]["labels"][INDEX_WORKER_LABEL] == "true"
+
+
+def worker_job(
+    collection_spec: dict[str, Any], index_spec: dict[str, Any], settings: OperatorSettings
+) -> dict[str, Any]:
+    body = collection(**collection_spec)
+    index_job = build_index_job(body, IndexMode.FULL, "handbook-full-1234abcd")
+    index_job["spec"].update(index_spec)
+    index_job["metadata"]["uid"] = "uid-ij"
+    return build_worker_job(
+        index_job, CollectionSpec.model_validate(body["spec"]), queue="q", embedder_url="http://e", settings=settings
+    )
+
+
+def test_the_deadline_comes_from_the_indexjob_then_the_collection_then_the_setting() -> None:
+    settings = OperatorSettings(job_deadline_seconds=900, worker_memory_limit="4Gi")
+    assert worker_job({}, {}, settings)["spec"]["activeDeadlineSeconds"] == 900
+    from_collection = worker_job({"indexing": {"activeDeadlineSeconds": 600}}, {}, settings)
+    assert from_collection["spec"]["activeDeadlineSeconds"] == 600
+    from_job = worker_job({"indexing": {"activeDeadlineSeconds": 600}}, {"activeDeadlineSeconds": 120}, settings)
+    assert from_job["spec"]["activeDeadlineSeconds"] == 120
+    container = from_job["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"memory": "4Gi"}
+
+
+def test_host_paths_are_allowed_only_under_the_operators_list() -> None:
+    allowed = ["/srv/docs", "/data/"]
+    for path in ("/srv/docs", "/srv/docs/", "/srv/docs/team/a", "/data", "/data/x", "/srv//docs/./x"):
+        assert host_path_allowed(path, allowed), path
+    for path in ("/srv/docs-evil", "/srv", "/srv/docs/../../etc", "/srv/docs/..", "/etc", "srv/docs", "/", ""):
+        assert not host_path_allowed(path, allowed), path
+    assert not host_path_allowed("/srv/docs", [])  # the default: every hostPath refused
+    assert host_path_allowed("/anything", ["/"])
+
+
+def test_a_refused_host_path_is_named_and_never_mounted() -> None:
+    spec = {"sources": [{"name": "etc", "hostPath": "/etc"}, {"name": "ok", "hostPath": "/srv/docs/a"}]}
+    refused = refused_host_paths(CollectionSpec.model_validate(spec), ["/srv/docs"])
+    assert len(refused) == 1 and "source etc" in refused[0] and "SEMANTIK_OPERATOR_ALLOWED_HOST_PATHS" in refused[0]
+    # A PVC source needs no allowance; with no list, every hostPath is refused.
+    assert refused_host_paths(CollectionSpec.model_validate(collection()["spec"]), []) == []
+    assert len(refused_host_paths(CollectionSpec.model_validate(spec), [])) == 2
+    with pytest.raises(ValueError, match="hostPath /etc"):
+        worker_job(spec, {}, OperatorSettings(allowed_host_paths=["/srv/docs"]))
+    job = worker_job(spec, {}, OperatorSettings(allowed_host_paths=["/srv/docs", "/etc"]))
+    paths = [v["hostPath"]["path"] for v in job["spec"]["template"]["spec"]["volumes"] if "hostPath" in v]
+    assert paths == ["/etc", "/srv/docs/a"]
 
 
 def test_globs_are_prefixed_by_source_and_names_fit() -> None:
