@@ -153,3 +153,57 @@ async def test_fault_injection_oom_gives_507_for_that_request_only(make_client: 
         assert fine.status_code == 200
         assert (await client.post("/embed", json={"texts": ["still serving"]})).status_code == 200
         assert "semantik_embedder_oom_splits_total" in (await client.get("/metrics")).text
+
+
+async def test_embed_and_models_require_the_token_health_and_metrics_do_not(make_client: Callable[..., Any]) -> None:
+    async for client, _ in make_client(token="the-embedder-token"):
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": "the-embedder-token"}):
+            for method, path, body in (("POST", "/embed", {"texts": ["x"]}), ("GET", "/models", None)):
+                response = await client.request(method, path, json=body, headers=headers)
+                assert response.status_code == 401, (path, headers)
+                assert response.json()["error"]["code"] == "unauthorized"
+                assert response.headers["WWW-Authenticate"] == "Bearer"
+        good = {"Authorization": "Bearer the-embedder-token"}
+        assert (await client.post("/embed", json={"texts": ["x"]}, headers=good)).status_code == 200
+        assert (await client.get("/models", headers=good)).json()["dimension"] == 384
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert (await client.get(path)).status_code == 200, path
+
+
+async def test_a_too_long_text_is_refused_before_any_forward_pass(make_client: Callable[..., Any]) -> None:
+    passes: list[int] = []
+    async for client, _ in make_client(hook=lambda texts, tokens: passes.append(texts), max_text_chars=100):
+        response = await client.post("/embed", json={"texts": ["short", "x" * 101]})
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "texts"
+        assert "texts[1] has 101 characters; at most 100" in response.json()["error"]["message"]
+        assert passes == []
+        assert (await client.post("/embed", json={"texts": ["x" * 100]})).status_code == 200
+
+
+async def test_a_body_over_the_limit_gets_413_unread(make_client: Callable[..., Any]) -> None:
+    async for client, _ in make_client(max_request_bytes=4096, token="t"):
+        headers = {"Authorization": "Bearer t"}
+        response = await client.post("/embed", json={"texts": ["word " * 1000]}, headers=headers)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"texts": ["'
+            for _ in range(10):
+                yield b"word " * 100
+            yield b'"]}'
+
+        streamed = await client.post(
+            "/embed", content=chunked(), headers={**headers, "content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+
+
+def test_an_embedder_listening_beyond_loopback_needs_a_token() -> None:
+    with pytest.raises(
+        ValueError, match=r"SEMANTIK_EMBEDDER_TOKEN is required when the embedder listens on 0\.0\.0\.0 "
+    ):
+        EmbedderSettings(host="0.0.0.0")
+    assert EmbedderSettings(host="0.0.0.0", token="t").token is not None
+    assert EmbedderSettings(host="127.0.0.1").token is None

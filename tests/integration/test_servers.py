@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -55,18 +56,33 @@ async def test_postgres_keeps_committed_rows_through_a_crash_and_a_restart() -> 
             await connection.close()
 
 
-def redis_command(url: str, *words: str) -> bytes:
-    host, port = url.removeprefix("redis://").split("/")[0].split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        request = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
-        sock.sendall(request.encode())
-        return sock.recv(1024)
+def redis_command(url: str, *words: str, authenticate: bool = True) -> bytes:
+    """The raw reply to one command, sent after AUTH with the URL's password (unless told not to)."""
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    commands = [("AUTH", parts.password)] if authenticate and parts.password else []
+    commands.append(words)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        reply = b""
+        for command in commands:
+            request = f"*{len(command)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in command)
+            sock.sendall(request.encode())
+            reply = sock.recv(1024)
+        return reply
 
 
 def test_redis_is_real(redis_url: str) -> None:
     assert redis_command(redis_url, "PING") == b"+PONG\r\n"
     assert redis_command(redis_url, "SET", "semantik:test", "1") == b"+OK\r\n"
     assert redis_command(redis_url, "GET", "semantik:test") == b"$1\r\n1\r\n"
+
+
+def test_redis_refuses_a_client_without_the_password(redis_url: str) -> None:
+    # The test server is set up as the chart's: requirepass and protected mode, the URL carries the password.
+    assert urlsplit(redis_url).password
+    assert redis_command(redis_url, "GET", "semantik:test", authenticate=False).startswith(b"-NOAUTH")
+    wrong = redis_url.replace(f":{urlsplit(redis_url).password}@", ":wrong@")
+    assert redis_command(wrong, "PING").startswith(b"-NOAUTH")  # the AUTH before it was refused
 
 
 def test_redis_keeps_queued_jobs_through_a_restart_and_a_crash() -> None:

@@ -7,6 +7,7 @@ file), and every document row agrees with its points."""
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import threading
 import time
@@ -14,10 +15,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from qdrant_client import QdrantClient
+from redis.asyncio import Redis
 
 from semantik.core.context import open_semantik
 from semantik.core.pipeline.ids import point_id
@@ -34,6 +37,7 @@ from tests.support.servers import (
     private_server_directory,
 )
 from tests.support.stack import (
+    EMBEDDER_TOKEN,
     Process,
     Stack,
     free_port,
@@ -107,7 +111,7 @@ def embedder_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
     process = Process(
         "embedder",
         ["embedder", "--port", str(port)],
-        {"HF_HUB_OFFLINE": "1"},
+        {"HF_HUB_OFFLINE": "1", "SEMANTIK_EMBEDDER_TOKEN": EMBEDDER_TOKEN},
         tmp_path_factory.mktemp("embedder") / "embedder.log",
     )
     process.start()
@@ -405,3 +409,48 @@ def test_worker_check_is_a_liveness_probe(stack: Stack) -> None:
         time.sleep(0.5)
     assert status == 0, (stack.workdir / "check.log").read_text()
     worker.stop()
+
+
+def test_worker_without_the_redis_password_exits_with_a_clear_message(stack: Stack) -> None:
+    password = urlsplit(stack.redis_url).password
+    assert password, "the test Redis requires a password, as the chart's does"
+    worker = stack.start_worker({"SEMANTIK_REDIS_URL": stack.redis_url.replace(f":{password}@", "")})
+    assert worker.wait(timeout=60) != 0
+    assert "Redis at redis://127.0.0.1:" in worker.log_tail() and "refused the password" in worker.log_tail()
+    wrong = stack.start_worker({"SEMANTIK_REDIS_URL": stack.redis_url.replace(password, "not-the-password")})
+    assert wrong.wait(timeout=60) != 0
+    assert "refused the password" in wrong.log_tail()
+    assert "not-the-password" not in wrong.log_tail(), "a Redis password is never logged"
+
+
+class _CreatesMarker:
+    """Unpickling this opens (so creates) a file: what a forged job would do with code instead."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+async def test_worker_refuses_a_pickled_job(stack: Stack) -> None:
+    marker = stack.workdir / "unpickled"
+    queue = "semantik:job:forged"
+    # Written the way arq's pickle serializer does (arq.jobs.serialize_job): job key, then the queue entry.
+    forged = pickle.dumps({"t": 1, "f": "scan", "a": [_CreatesMarker(marker)], "k": {}, "et": int(time.time() * 1000)})
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        await redis.set("arq:job:forged-1", forged, px=60_000)
+        await redis.zadd(queue, {"forged-1": int(time.time() * 1000)})
+        worker = Process(
+            "worker-forged", ["worker", "--queue", queue, "--burst"], stack.common_env(), stack.workdir / "forged.log"
+        )
+        worker.start()
+        stack.workers.append(worker)
+        assert worker.wait(timeout=120) == 0, worker.log_tail()
+        assert not marker.exists(), "the worker unpickled a job"
+        assert "deserializing job forged-1 failed" in worker.log_tail(80)
+        assert await redis.zcard(queue) == 0, "the forged job is dropped, not retried"
+    finally:
+        await redis.delete(queue, "arq:job:forged-1", "arq:result:forged-1")
+        await redis.aclose()

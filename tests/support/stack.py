@@ -21,6 +21,8 @@ import httpx
 from tests.support.servers import hack
 
 INTERNAL_TOKEN = "test-internal-token"
+EMBEDDER_TOKEN = "test-embedder-token"
+"""Every embedder the tests start requires it, and the gateway and workers send it, as in the chart."""
 
 
 def free_port() -> int:
@@ -135,6 +137,7 @@ class Stack:
         return {
             "SEMANTIK_REDIS_URL": self.redis_url,
             "SEMANTIK_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "SEMANTIK_EMBEDDER_TOKEN": EMBEDDER_TOKEN,
             "SEMANTIK_EMBEDDER_URL": self.embedder_url,
             "SEMANTIK_GATEWAY_URL": self.gateway_url,
             # The gateway and the workers index only under their source roots; every test folder is a temp one.

@@ -38,10 +38,17 @@ class Semantik:
                 if self.settings.embedder_url:
                     from semantik.embedder.client import HttpEmbedder
 
-                    self._embedder = await HttpEmbedder.connect(self.settings.embedder_url)
+                    self._embedder = await HttpEmbedder.connect(
+                        self.settings.embedder_url, token=self._embedder_token()
+                    )
                 else:
                     self._embedder = await asyncio.to_thread(self._load_embedder)
             return self._embedder
+
+    def _embedder_token(self) -> str | None:
+        # One token for every embedder of a deployment: the query embedder and the operator's.
+        token = self.settings.embedder_token
+        return token.get_secret_value() if token else None
 
     async def embedder_at(self, url: str | None) -> Embedder:
         """The embedder serving a collection's model (cluster mode: one per model); None: this process's."""
@@ -51,7 +58,7 @@ class Semantik:
             if url not in self._remote_embedders:
                 from semantik.embedder.client import HttpEmbedder
 
-                self._remote_embedders[url] = await HttpEmbedder.connect(url)
+                self._remote_embedders[url] = await HttpEmbedder.connect(url, token=self._embedder_token())
             return self._remote_embedders[url]
 
     async def tokenizer(self) -> TextTokenizer:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         default=None,
         description="URL of an embedder service (`semantik embedder`); unset: the model runs in-process.",
     )
+    embedder_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the embedder services (SEMANTIK_EMBEDDER_TOKEN on each)."
+    )
     device: str = Field(default="cpu", description="torch device for in-process embedding: cpu or cuda.")
     dtype: Precision = Field(
         default=Precision.FLOAT32, description="In-process precision: float32, float16, bfloat16 or int8."

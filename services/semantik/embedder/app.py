@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from semantik import __version__
 from semantik.core.embedding import TextKind
-from semantik.core.errors import InvalidInputError, SemantikError
+from semantik.core.errors import InvalidInputError, SemantikError, UnauthorizedError
 from semantik.embedder import metrics
 from semantik.embedder.batcher import DynamicBatcher, QueueFullError
 from semantik.embedder.engine import EmbeddingEngine
@@ -36,6 +38,11 @@ class EmbedIn(BaseModel):
     encoding_format: Literal["float", "base64"] = Field(
         default="float", description="base64: each vector as little-endian float32 bytes, base64-encoded."
     )
+
+
+class RequestTooLargeError(SemantikError):
+    code = "request_too_large"
+    status = 413
 
 
 class ModelInfo(BaseModel):
@@ -61,6 +68,60 @@ def default_engine(settings: EmbedderSettings) -> EmbeddingEngine:
     )
 
 
+def bearer_check(token: str | None) -> Callable[[Request], None]:
+    """A dependency: 401 unless the request carries `Authorization: Bearer <token>` (no check when None)."""
+    expected = f"Bearer {token}".encode() if token is not None else None
+
+    def check(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, expected):
+            raise UnauthorizedError(
+                "a valid embedder token is required (Authorization: Bearer; SEMANTIK_EMBEDDER_TOKEN)"
+            )
+
+    return check
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read as it arrives and refused once it passes `limit`: never held whole when too large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(
+            f"the request body is larger than {limit} bytes (SEMANTIK_EMBEDDER_MAX_REQUEST_BYTES)"
+        )
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise RequestTooLargeError(
+                f"the request body is larger than {limit} bytes (SEMANTIK_EMBEDDER_MAX_REQUEST_BYTES)"
+            )
+        parts.append(part)
+    return b"".join(parts)
+
+
+def parse_embed_request(raw: bytes, settings: EmbedderSettings) -> EmbedIn:
+    """The request, checked against the caps before any text reaches the tokenizer."""
+    try:
+        body = EmbedIn.model_validate_json(raw)
+    except ValidationError as exc:
+        # Located as FastAPI locates body errors, so the one error handler names the field.
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from exc
+    if len(body.texts) > settings.max_request_texts:
+        raise InvalidInputError(f"at most {settings.max_request_texts} texts per request", field="texts")
+    for number, text in enumerate(body.texts):
+        if len(text) > settings.max_text_chars:
+            raise InvalidInputError(
+                f"texts[{number}] has {len(text)} characters; at most {settings.max_text_chars} "
+                "(SEMANTIK_EMBEDDER_MAX_TEXT_CHARS)",
+                field="texts",
+            )
+    return body
+
+
 def create_embedder_app(
     settings: EmbedderSettings | None = None, *, engine_factory: EngineFactory = default_engine
 ) -> FastAPI:
@@ -82,6 +143,7 @@ def create_embedder_app(
 
     app = FastAPI(title="Semantik embedder", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    authorized = [Depends(bearer_check(settings.token.get_secret_value() if settings.token else None))]
 
     @app.exception_handler(QueueFullError)
     async def overloaded(_: Request, exc: QueueFullError) -> JSONResponse:
@@ -99,10 +161,15 @@ def create_embedder_app(
             metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
         return response
 
-    @app.post("/embed", summary="Embed texts; requests arriving together share forward passes")
-    async def embed(body: EmbedIn, request: Request) -> Response:
-        if len(body.texts) > settings.max_request_texts:
-            raise InvalidInputError(f"at most {settings.max_request_texts} texts per request", field="texts")
+    # The body is read here rather than declared as a parameter: FastAPI would read and parse a body of
+    # any size before the token is checked. EmbedIn documents the shape.
+    @app.post(
+        "/embed",
+        summary="Embed texts; requests arriving together share forward passes",
+        dependencies=authorized,
+    )
+    async def embed(request: Request) -> Response:
+        body = parse_embed_request(await read_body(request, settings.max_request_bytes), settings)
         engine: EmbeddingEngine = request.app.state.engine
         batcher: DynamicBatcher = request.app.state.batcher
         ids = await asyncio.to_thread(engine.tokenize, body.texts, body.kind)
@@ -127,7 +194,7 @@ def create_embedder_app(
         # Serialised here: FastAPI's generic encoder walks every float and is several times slower.
         return Response(json.dumps(payload), media_type="application/json")
 
-    @app.get("/models", response_model=ModelInfo)
+    @app.get("/models", response_model=ModelInfo, dependencies=authorized)
     async def models(request: Request) -> ModelInfo:
         engine: EmbeddingEngine = request.app.state.engine
         return ModelInfo(

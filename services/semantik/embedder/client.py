@@ -44,10 +44,16 @@ class HttpEmbedder:
         self._deadline = deadline
 
     @classmethod
-    async def connect(cls, url: str, *, request_timeout: float = 60.0, deadline: float = 300.0) -> HttpEmbedder:
-        """Open a pooled client and learn the served model (retrying while the service starts)."""
+    async def connect(
+        cls, url: str, *, token: str | None = None, request_timeout: float = 60.0, deadline: float = 300.0
+    ) -> HttpEmbedder:
+        """Open a pooled client and learn the served model (retrying while the service starts).
+
+        `token`: the embedder's bearer token (SEMANTIK_EMBEDDER_TOKEN), sent with every request.
+        """
         client = httpx.AsyncClient(
             base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
             timeout=httpx.Timeout(request_timeout, connect=5.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
@@ -124,6 +130,11 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _error_from(response: httpx.Response) -> SemantikError:
     message, field = error_parts(response)
+    if response.status_code == 401:
+        # A deployment mistake, not the caller's: the gateway answers 503 and a worker fails to start.
+        return BackendUnavailableError(
+            f"the embedder at {response.request.url.host} refused the token (SEMANTIK_EMBEDDER_TOKEN): {message}"
+        )
     if response.status_code == 507:
         return TextTooLargeError(message)
     if 400 <= response.status_code < 500:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantik.core.embedding import Precision
@@ -28,8 +29,34 @@ class EmbedderSettings(BaseSettings):
     max_batch_size: int = Field(default=256, ge=1, description="Texts in one forward pass.")
     max_queue_texts: int = Field(default=8192, ge=1, description="Texts waiting; beyond it: 503.")
     max_request_texts: int = Field(default=2048, ge=1, description="Texts in one request.")
+    max_text_chars: int = Field(
+        default=32768, ge=1, description="Characters of one text; a longer one is refused before tokenizing."
+    )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Bytes of one request body; a larger one gets 413 unread."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required on /embed and /models; unset: allowed only on a loopback host.",
+    )
     log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _listening_beyond_this_host_needs_a_token(self) -> EmbedderSettings:
+        # Any pod that reaches an open embedder can burn its GPU: off this host, a token is required.
+        if self.token is None and not _is_loopback(self.host):
+            raise ValueError(f"SEMANTIK_EMBEDDER_TOKEN is required when the embedder listens on {self.host}")
+        return self
 
     @property
     def resolved_model_path(self) -> Path:
         return (self.model_path or bundled_model_path()).expanduser()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

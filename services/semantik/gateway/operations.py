@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from semantik.core.context import Semantik
 from semantik.core.errors import BackendUnavailableError
 from semantik.core.pipeline.runner import IndexReport
+from semantik.core.queue import deserialize_job, serialize_job
 from semantik.core.services.indexing import cancel_operation, fail_and_report, run_index_operation
 from semantik.gateway import metrics
 
@@ -96,7 +97,8 @@ class QueuedOperations:
     async def connect(cls, semantik: Semantik, redis_url: str) -> QueuedOperations:
         settings = RedisSettings.from_dsn(redis_url)
         settings.conn_retries = 2
-        return cls(semantik, await create_pool(settings))
+        pool = await create_pool(settings, job_serializer=serialize_job, job_deserializer=deserialize_job)
+        return cls(semantik, pool)
 
     async def start(self, operation_id: str, queue: str | None) -> None:
         assert queue is not None

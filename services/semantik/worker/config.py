@@ -20,6 +20,7 @@ class WorkerConfig(BaseSettings):
     )
     internal_token: SecretStr | None = Field(default=None, description="Bearer token of the internal API.")
     embedder_url: str = Field(default="http://127.0.0.1:8000", description="The embedder service.")
+    embedder_token: SecretStr | None = Field(default=None, description="Bearer token of the embedder service.")
     model_name: str = Field(default=DEFAULT_MODEL_NAME, description="Model whose tokenizer sizes the chunks.")
     model_path: Path | None = Field(default=None, description="Directory of that model's files (its tokenizer).")
     source_roots: SourceRoots = Field(

@@ -16,9 +16,10 @@ from typing import Any
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, async_check_health
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from semantik.core.pipeline.tokens import load_tokenizer
+from semantik.core.queue import deserialize_job, redacted, serialize_job
 from semantik.embedder.client import HttpEmbedder
 from semantik.gateway.operations import ACTIVE_QUEUES
 from semantik.worker.config import WorkerConfig
@@ -52,7 +53,11 @@ async def open_context(config: WorkerConfig) -> dict[str, Any]:
     token = config.internal_token.get_secret_value() if config.internal_token else None
     gateway = GatewayClient(config.gateway_url, token)
     try:
-        embedder = await HttpEmbedder.connect(config.embedder_url, deadline=max(5.0, config.worker_job_timeout / 2))
+        embedder = await HttpEmbedder.connect(
+            config.embedder_url,
+            token=config.embedder_token.get_secret_value() if config.embedder_token else None,
+            deadline=max(5.0, config.worker_job_timeout / 2),
+        )
     except Exception as exc:
         await gateway.aclose()
         raise StartupError(f"cannot reach the embedder at {config.embedder_url}: {exc}") from exc
@@ -81,16 +86,23 @@ def build_worker(config: WorkerConfig, pool: ArqRedis, ctx: dict[str, Any], queu
         health_check_interval=HEALTH_CHECK_SECONDS,
         health_check_key=health_check_key(),
         handle_signals=False,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
         ctx=ctx,
     )
 
 
 async def connect_redis(config: WorkerConfig) -> ArqRedis:
+    # Tasks fan out through this pool (ctx["redis"]), so what they enqueue is JSON too.
     try:
-        pool = await create_pool(redis_settings(config, retries=3))
+        pool = await create_pool(
+            redis_settings(config, retries=3), job_serializer=serialize_job, job_deserializer=deserialize_job
+        )
         await pool.ping()
+    except AuthenticationError as exc:
+        raise StartupError(f"Redis at {redacted(config.redis_url)} refused the password: {exc}") from exc
     except (RedisError, OSError) as exc:
-        raise StartupError(f"cannot reach Redis at {config.redis_url}: {exc}") from exc
+        raise StartupError(f"cannot reach Redis at {redacted(config.redis_url)}: {exc}") from exc
     return pool
 
 
@@ -127,9 +139,9 @@ async def run_worker(config: WorkerConfig, *, queue: str | None, burst: bool) ->
                 lost_since = lost_since or now
                 if now - lost_since > config.worker_redis_grace:
                     raise StartupError(
-                        f"lost Redis at {config.redis_url} for over {config.worker_redis_grace:.0f}s: {exc}"
+                        f"lost Redis at {redacted(config.redis_url)} for over {config.worker_redis_grace:.0f}s: {exc}"
                     ) from exc
-                log.warning("redis unreachable url=%s error=%r; retrying", config.redis_url, exc)
+                log.warning("redis unreachable url=%s error=%r; retrying", redacted(config.redis_url), exc)
                 await asyncio.sleep(1.0)
     finally:
         await close_context(ctx)
@@ -152,6 +164,8 @@ class WorkerSettings:
     max_tries = _config.worker_max_tries + 2
     max_jobs = _config.worker_concurrency
     health_check_interval = 30
+    job_serializer = staticmethod(serialize_job)
+    job_deserializer = staticmethod(deserialize_job)
 
     @staticmethod
     async def on_startup(ctx: dict[str, Any]) -> None:
