@@ -150,6 +150,8 @@ def operator_process(cluster: Cluster, stack: Stack, namespace: str, sources_roo
             "SEMANTIK_OPERATOR_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "SEMANTIK_OPERATOR_REDIS_URL": stack.redis_url,
             "SEMANTIK_OPERATOR_SOURCES_ROOT": str(sources_root),
+            # The tests' Collections name host folders under the sources root; any other is refused.
+            "SEMANTIK_OPERATOR_ALLOWED_HOST_PATHS": json.dumps([str(sources_root)]),
             # No cluster DNS on this host: every embedder Service is reached at the one host embedder.
             "SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE": stack.embedder_url,
             "SEMANTIK_OPERATOR_METRICS_PORT": str(free_port()),

@@ -54,7 +54,24 @@ BAD_COLLECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("source without a name", at("spec.sources.0", {"hostPath": "/srv"}), "spec.sources[0].name"),
     ("source with pvc and hostPath", at("spec.sources.0.pvc", {"claimName": "x"}), "exactly one of pvc or hostPath"),
     ("source with neither", at("spec.sources.0.hostPath", DELETE), "exactly one of pvc or hostPath"),
-    ("relative hostPath", at("spec.sources.0.hostPath", "docs"), "spec.sources[0].hostPath"),
+    ("relative hostPath", at("spec.sources.0.hostPath", "docs"), "hostPath: an absolute path on the node"),
+    ("hostPath out of the root", at("spec.sources.0.hostPath", "/../etc"), "hostPath: '..' segments are not allowed"),
+    ("hostPath climbing", at("spec.sources.0.hostPath", "/srv/docs/../../etc"), "spec.sources[0].hostPath"),
+    (
+        "pvc.path climbing",
+        at("spec.sources.0", {"name": "docs", "pvc": {"claimName": "docs", "path": "/a/../../etc"}}),
+        "pvc.path: '..' segments are not allowed",
+    ),
+    (
+        "relative pvc.path",
+        at("spec.sources.0", {"name": "docs", "pvc": {"claimName": "docs", "path": "a"}}),
+        "spec.sources[0].pvc.path",
+    ),
+    (
+        "deadline under a minute",
+        with_spec(indexing={"activeDeadlineSeconds": 5}),
+        "spec.indexing.activeDeadlineSeconds",
+    ),
     ("source name with capitals", at("spec.sources.0.name", "Docs_1"), "spec.sources[0].name"),
     (
         "two sources of one name",
@@ -106,6 +123,11 @@ BAD_INDEXJOBS: list[tuple[str, dict[str, Any], str]] = [
     ("no collection", {}, "spec.collectionRef"),
     ("unknown mode", {"collectionRef": {"name": "handbook"}, "mode": "partial"}, "spec.mode"),
     ("zero parallelism", {"collectionRef": {"name": "handbook"}, "parallelism": 0}, "spec.parallelism"),
+    (
+        "deadline under a minute",
+        {"collectionRef": {"name": "handbook"}, "activeDeadlineSeconds": 0},
+        "spec.activeDeadlineSeconds",
+    ),
 ]
 
 
@@ -118,6 +140,17 @@ def apply(cluster: Cluster, body: dict[str, Any], *, dry_run: bool = True) -> su
 
 def test_the_valid_collection_is_accepted(cluster: Cluster) -> None:
     result = apply(cluster, VALID)
+    assert result.returncode == 0, result.stderr
+
+
+def test_paths_that_only_look_like_dot_dot_and_deadlines_are_accepted(cluster: Cluster) -> None:
+    body = copy.deepcopy(VALID)
+    body["spec"]["sources"] = [
+        {"name": "docs", "hostPath": "/srv/..docs/a..b/..."},
+        {"name": "wiki", "pvc": {"claimName": "wiki", "path": "/export/..old"}},
+    ]
+    body["spec"]["indexing"] = {"activeDeadlineSeconds": 3600}
+    result = apply(cluster, body)
     assert result.returncode == 0, result.stderr
 
 

@@ -262,6 +262,49 @@ def test_unknown_model_is_ready_false_with_a_reason(cluster: Cluster, operator: 
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", "mystery")
 
 
+def test_a_host_path_outside_the_allowed_list_is_refused(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    """The operator runs with SEMANTIK_OPERATOR_ALLOWED_HOST_PATHS = [sources_root]: a source beside it
+    (a look-alike name included) is never mounted, whether the Collection or a hand-made IndexJob asks."""
+    sources = [
+        {"name": "docs", "hostPath": str(sources_root / "docs")},
+        {"name": "evil", "hostPath": f"{sources_root}-evil/etc"},
+    ]
+    apply_collection(cluster, "nosy", sources_root, sources=sources)
+    ready = wait("Ready=False", lambda: condition(get(cluster, "collection", "nosy"), "Ready") or None)
+    assert ready["status"] == "False" and ready["reason"] == "HostPathNotAllowed", ready
+    assert "source evil" in ready["message"] and "SEMANTIK_OPERATOR_ALLOWED_HOST_PATHS" in ready["message"]
+    status = (get(cluster, "collection", "nosy") or {})["status"]
+    assert status["phase"] == "Failed" and "lastIndexJob" not in status
+    events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=nosy").stdout
+    assert "HostPathNotAllowed" in events
+
+    index_job = {
+        "apiVersion": "semantik.io/v1alpha1",
+        "kind": "IndexJob",
+        "metadata": {"name": "nosy-by-hand", "namespace": NAMESPACE},
+        "spec": {"collectionRef": {"name": "nosy"}, "mode": "full"},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(index_job))
+    refused = wait(
+        "IndexJob Failed",
+        lambda: (job := get(cluster, "indexjob", "nosy-by-hand")) and job.get("status", {}).get("phase") and job,
+    )
+    assert refused["status"]["phase"] == "Failed" and "hostPath" in refused["status"]["message"]
+    assert "jobName" not in refused["status"]
+    jobs = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "jobs", "-o", "json").stdout)["items"]
+    mounted = [v["hostPath"]["path"] for j in jobs for v in j["spec"]["template"]["spec"]["volumes"] if "hostPath" in v]
+    assert not any(path.startswith(f"{sources_root}-evil") for path in mounted), mounted
+
+    # Taking the source out lifts the refusal: the Collection is reconciled as any other.
+    apply_collection(cluster, "nosy", sources_root, sources=sources[:1])
+    wait("lastIndexJob", lambda: (get(cluster, "collection", "nosy") or {}).get("status", {}).get("lastIndexJob"))
+    assert condition(get(cluster, "collection", "nosy"), "Ready").get("reason") != "HostPathNotAllowed"
+    cluster.kubectl("-n", NAMESPACE, "delete", "indexjob", "nosy-by-hand")
+    cluster.kubectl("-n", NAMESPACE, "delete", "collection", "nosy")
+
+
 def test_shared_embedder_lives_until_its_last_collection_goes(
     cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
 ) -> None:
