@@ -64,7 +64,8 @@ build_images() {
 install_chart() {
   helm install "$release" "$root/charts/semantik" --namespace "$namespace" --create-namespace \
     -f "$root/charts/semantik/ci/dev-values.yaml" \
-    --set "images.service.tag=$tag,images.operator.tag=$tag" --wait --timeout 10m
+    --set "images.service.tag=$tag,images.operator.tag=$tag" \
+    --set-json 'operator.allowedHostPaths=["/srv/handbook"]' --wait --timeout 10m
 }
 
 # The model cache in the hub layout the operator mounts (/models/models--<org>--<name>), from the model
