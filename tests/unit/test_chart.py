@@ -5,6 +5,7 @@ which pods a changed value rolls."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,10 +18,8 @@ import yaml
 
 from semantik.core.settings import Settings
 from semantik.embedder.settings import EmbedderSettings
-from semantik_operator.builders.indexing import build_worker_job
-from semantik_operator.rbac import RULES
+from semantik_operator.rbac import DISCOVERY_RULES, RULES
 from semantik_operator.settings import OperatorSettings
-from semantik_operator.spec import CollectionSpec
 from tests.support.chart import (
     CHART,
     CI_VALUES,
@@ -134,19 +133,34 @@ def test_the_crds_are_byte_identical_copies() -> None:
         )
 
 
-def test_the_cluster_role_is_the_operators_rbac_list() -> None:
-    role = find(template(), "ClusterRole", "-operator")
+def test_the_operators_role_is_the_rbac_list_namespaced_unless_it_watches_every_namespace() -> None:
+    objects = template()
+    account = find(objects, "ServiceAccount", "-operator")
+    subjects = [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "search"}]
+    role = find(objects, "Role", "-operator")
     assert role["rules"] == RULES, "charts/semantik/files/operator-rbac.yaml is stale: run hack/chart-sync.sh"
-    binding = find(template(), "ClusterRoleBinding", "-operator")
-    account = find(template(), "ServiceAccount", "-operator")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "search"}
-    ]
-    operator = find(template(), "Deployment", "-operator")
+    binding = find(objects, "RoleBinding", "-operator")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "semantik-operator"}
+    assert binding["subjects"] == subjects
+    # Cluster-wide: only reading CRDs and namespace names, which kopf observes even in one namespace.
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"] == ["semantik-operator-discovery"]
+    discovery = find(objects, "ClusterRole", "-operator-discovery")
+    assert discovery["rules"] == DISCOVERY_RULES, "operator-discovery-rbac.yaml is stale: run hack/chart-sync.sh"
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in DISCOVERY_RULES)
+    assert find(objects, "ClusterRoleBinding", "-operator-discovery")["subjects"] == subjects
+    assert "--namespace=search" in pod_spec(find(objects, "Deployment", "-operator"))["containers"][0]["args"]
+
+    everywhere = template(set_values=["operator.watchAllNamespaces=true"])
+    assert not [o for o in everywhere if o["kind"] in ("Role", "RoleBinding")]
+    assert find(everywhere, "ClusterRole", "semantik-operator")["rules"] == RULES
+    cluster_binding = find(everywhere, "ClusterRoleBinding", "semantik-operator")
+    assert cluster_binding["roleRef"]["kind"] == "ClusterRole" and cluster_binding["subjects"] == subjects
+    args = pod_spec(find(everywhere, "Deployment", "-operator"))["containers"][0]["args"]
+    assert "--all-namespaces" in args and not any(a.startswith("--namespace") for a in args)
+    operator = find(objects, "Deployment", "-operator")
     assert pod_spec(operator)["serviceAccountName"] == account["metadata"]["name"]
     # Nothing else in the chart runs with API credentials.
-    for workload in workloads(template()):
+    for workload in workloads(objects):
         if workload is not operator and workload["metadata"]["name"] != operator["metadata"]["name"]:
             assert pod_spec(workload).get("automountServiceAccountToken") is False, workload["metadata"]["name"]
 
@@ -263,7 +277,8 @@ RELEASE_SPECIFIC_OPERATOR_SETTINGS = {
     "internal_token_secret",
     "service_image",
     "image_pull_policy",
-    "redis_url",
+    "redis_secret",
+    "embedder_token_secret",
     "model_cache_claim",
     "gpu_node_selector",
     "sources_root",
@@ -306,6 +321,7 @@ def test_the_services_accept_the_environment_the_chart_gives_them(
     embedder_settings = _settings_from(embedder_env, monkeypatch, EmbedderSettings)
     assert embedder_settings.model_name == settings.model_name
     assert embedder_settings.host == "0.0.0.0" and embedder_settings.port == 8000
+    assert embedder_settings.token is not None and settings.embedder_token is not None
 
     operator = pod_spec(find(objects, "Deployment", "-operator"))["containers"][0]
     assert operator["args"][:2] == ["kopf", "run"] and operator["args"][-2:] == ["-m", "semantik_operator.main"]
@@ -320,11 +336,23 @@ def test_the_services_accept_the_environment_the_chart_gives_them(
         name.removeprefix("SEMANTIK_OPERATOR_").lower() for name in operator_env
     } >= RELEASE_SPECIFIC_OPERATOR_SETTINGS
     assert operator_settings.gateway_url == f"http://{find(objects, 'Service', '-gateway')['metadata']['name']}:8080"
-    assert operator_settings.redis_url == settings.redis_url
     internal = next(e for e in operator["env"] if e["name"] == "SEMANTIK_OPERATOR_INTERNAL_TOKEN")
     assert internal["valueFrom"]["secretKeyRef"] == {"name": operator_settings.internal_token_secret, "key": "token"}
-    gateway_token = next(e for e in gateway["env"] if e["name"] == "SEMANTIK_INTERNAL_TOKEN")
-    assert gateway_token["valueFrom"] == internal["valueFrom"]
+    gateway_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "valueFrom" in e}
+    assert gateway_refs["SEMANTIK_INTERNAL_TOKEN"] == internal["valueFrom"]["secretKeyRef"]
+    # The Redis URL (with its password) and the embedder token reach every process only from Secrets, and
+    # the operator hands its workers and embedders the same Secrets the gateway reads.
+    assert gateway_refs["SEMANTIK_REDIS_URL"] == {"name": operator_settings.redis_secret, "key": "redis-url"}
+    token_ref = {"name": operator_settings.embedder_token_secret, "key": "token"}
+    assert gateway_refs["SEMANTIK_EMBEDDER_TOKEN"] == token_ref
+    assert next(e for e in embedder["env"] if e["name"] == "SEMANTIK_EMBEDDER_TOKEN")["valueFrom"]["secretKeyRef"] == (
+        token_ref
+    )
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    if operator_settings.redis_secret in secrets:
+        assert "redis-url" in secrets[operator_settings.redis_secret]["data"]
+    for config_map in (o for o in objects if o["kind"] == "ConfigMap"):
+        assert not any("redis://" in str(value) for value in (config_map.get("data") or {}).values())
 
 
 def test_checksums_roll_only_the_pods_whose_config_changed() -> None:
@@ -347,45 +375,27 @@ def test_checksums_roll_only_the_pods_whose_config_changed() -> None:
     assert rolled("operator.jobTtlSeconds=60") == {"operator"}
     assert rolled("auth.internalToken.existingSecret=mine") == {"gateway", "operator"}
     assert rolled("auth.apiKey.existingSecret=mine") == {"gateway"}
+    assert rolled("auth.embedderToken.existingSecret=mine") == {"gateway", "embedder", "operator"}
     assert rolled("images.service.tag=0.2.0") == {"operator"}  # the image it gives worker pods
     assert rolled("gateway.replicas=5") == set()
 
 
-def test_generated_secrets_are_kept_with_lookup() -> None:
+def test_generated_secrets_are_kept_with_lookup_and_through_an_uninstall() -> None:
     text = (CHART / "templates" / "secrets.yaml").read_text()
     for key in ("token", "api-key", "password"):
         assert f'"key" "{key}" "generated"' in text
-
-
-def test_network_policies_admit_exactly_the_gateway_and_the_operators_workers() -> None:
-    objects = template(CHART / "ci" / "everything-values.yaml")
-    gateway_labels = find(objects, "Deployment", "-gateway")["spec"]["template"]["metadata"]["labels"]
-    collection = CollectionSpec.model_validate({"sources": [{"name": "docs", "hostPath": "/srv/docs"}]})
-    index_job = {
-        "apiVersion": "semantik.io/v1alpha1",
-        "kind": "IndexJob",
-        "metadata": {"name": "handbook-full-1", "namespace": "search", "uid": "u"},
-        "spec": {"collectionRef": {"name": "handbook"}, "mode": "full"},
+    generated = {
+        "semantik-internal",
+        "semantik-api-key",
+        "semantik-postgresql",
+        "semantik-qdrant",
+        "semantik-redis",
+        "semantik-embedder-token",
     }
-    job = build_worker_job(index_job, collection, queue="q", embedder_url="http://e", settings=OperatorSettings())
-    worker_labels = job["spec"]["template"]["metadata"]["labels"]
-    others = [o for o in workloads(objects) if o["metadata"]["name"].endswith(("-operator", "-embedder"))]
-
-    def admits(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-        return any(
-            source["podSelector"]["matchLabels"].items() <= labels.items()
-            for rule in policy["spec"]["ingress"]
-            for source in rule["from"]
-        )
-
-    for store, admitted in (("postgresql", [gateway_labels]), ("qdrant", [gateway_labels])):
-        policy = find(objects, "NetworkPolicy", f"-{store}")
-        assert all(admits(policy, labels) for labels in admitted), store
-        assert not admits(policy, worker_labels), store
-        assert not any(admits(policy, o["spec"]["template"]["metadata"]["labels"]) for o in others), store
-    redis = find(objects, "NetworkPolicy", "-redis")
-    assert admits(redis, gateway_labels) and admits(redis, worker_labels)
-    assert not any(admits(redis, o["spec"]["template"]["metadata"]["labels"]) for o in others)
+    secrets = {o["metadata"]["name"]: o for o in template() if o["kind"] == "Secret"}
+    assert generated <= secrets.keys()
+    for name in generated:
+        assert secrets[name]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", name
 
 
 def test_service_monitors_scrape_ports_that_exist() -> None:
@@ -431,7 +441,9 @@ def test_external_databases_run_no_stores_and_read_the_given_secrets() -> None:
     assert refs["SEMANTIK_INTERNAL_TOKEN"] == {"name": "semantik-internal-token", "key": "token"}
     env = env_of(gateway, objects)
     assert env["SEMANTIK_QDRANT_URL"] == "https://qdrant.example.com:6333"
-    assert env["SEMANTIK_REDIS_URL"] == "redis://redis.example.com:6379/2"
+    assert refs["SEMANTIK_REDIS_URL"] == {"name": "semantik-redis-external", "key": "redis-url"}
+    external_redis = find(objects, "Secret", "-redis-external")
+    assert base64.b64decode(external_redis["data"]["redis-url"]).decode() == "redis://redis.example.com:6379/2"
     secret_names = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
     assert "semantik-internal-token" not in secret_names and "semantik-first-key" not in secret_names
     assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]  # models.existingClaim
@@ -441,3 +453,20 @@ def test_notes_say_what_to_run_next_and_that_crds_stay() -> None:
     notes = (CHART / "templates" / "NOTES.txt").read_text()
     for words in ("get secret", "port-forward", "apply -f examples/collection.yaml", "helm test", "except the CRDs"):
         assert words in notes
+
+
+def test_redis_requires_its_generated_password_which_no_argument_shows() -> None:
+    objects = template()
+    redis = pod_spec(find(objects, "StatefulSet", "-redis"))["containers"][0]
+    command = " ".join([*redis.get("command", []), *redis["args"]])
+    assert "--protected-mode yes" in command and "requirepass" in command
+    assert "--protected-mode no" not in command
+    auth = next(e for e in redis["env"] if e["name"] == "REDISCLI_AUTH")
+    assert auth["valueFrom"]["secretKeyRef"] == {"name": "semantik-redis", "key": "password"}
+    password = base64.b64decode(find(objects, "Secret", "-redis")["data"]["password"]).decode()
+    assert len(password) == 40 and password not in json.dumps(find(objects, "StatefulSet", "-redis"))
+    url = base64.b64decode(find(objects, "Secret", "-redis")["data"]["redis-url"]).decode()
+    assert url == f"redis://:{password}@semantik-redis:6379/0"
+    # redis-cli exits 0 on NOAUTH: a probe passes only on PONG.
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "= PONG" in " ".join(redis[probe]["exec"]["command"])

@@ -160,12 +160,24 @@ include "semantik.keptSecretValue" (dict "root" . "name" NAME "key" KEY "generat
 {{- else }}api-key{{ end }}
 {{- end }}
 
-{{- define "semantik.redisUrl" -}}
+{{/* The Secret whose key `redis-url` holds the Redis URL with its password (the chart's or the external one). */}}
+{{- define "semantik.redisSecret" -}}
 {{- if .Values.redis.enabled }}
-{{- printf "redis://%s:6379/0" (include "semantik.componentName" (list . "redis")) }}
+{{- include "semantik.componentName" (list . "redis") }}
 {{- else }}
-{{- required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url }}
+{{- include "semantik.componentName" (list . "redis-external") }}
 {{- end }}
+{{- end }}
+
+{{/* The Secret (key `token`) with the bearer token every embedder requires. */}}
+{{- define "semantik.embedderTokenSecret" -}}
+{{- default (include "semantik.componentName" (list . "embedder-token")) .Values.auth.embedderToken.existingSecret }}
+{{- end }}
+
+{{- define "semantik.embedderTokenEnv" -}}
+- name: SEMANTIK_EMBEDDER_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ include "semantik.embedderTokenSecret" . }}, key: token}
 {{- end }}
 
 {{- define "semantik.gatewayUrl" -}}
@@ -199,7 +211,7 @@ include "semantik.keptSecretValue" (dict "root" . "name" NAME "key" KEY "generat
 {{- end }}
 {{- end }}
 
-{{/* The gateway's environment from Secrets: database URL, Qdrant API key, internal token. */}}
+{{/* The gateway's environment from Secrets: database URL, Qdrant API key, internal token, Redis URL, embedder token. */}}
 {{- define "semantik.gatewaySecretEnv" -}}
 - name: SEMANTIK_DATABASE_URL
   valueFrom:
@@ -212,4 +224,15 @@ include "semantik.keptSecretValue" (dict "root" . "name" NAME "key" KEY "generat
 - name: SEMANTIK_INTERNAL_TOKEN
   valueFrom:
     secretKeyRef: {name: {{ include "semantik.internalTokenSecret" . }}, key: token}
+- name: SEMANTIK_REDIS_URL
+  valueFrom:
+    secretKeyRef: {name: {{ include "semantik.redisSecret" . }}, key: redis-url}
+{{ include "semantik.embedderTokenEnv" . }}
+{{- end }}
+
+{{/* The egress rule of a pod that may only look names up: port 53 anywhere (cluster DNS lives in different places). */}}
+{{- define "semantik.dnsEgress" -}}
+- ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
 {{- end }}

@@ -94,6 +94,11 @@ def build_embedder_deployment(
         {"name": "SEMANTIK_EMBEDDER_DTYPE", "value": embedding.quantization.value},
         {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cuda" if gpus else "cpu"},
         {"name": "SEMANTIK_EMBEDDER_HOST", "value": "0.0.0.0"},
+        # Listening beyond its pod, the embedder requires the token (health and metrics stay open).
+        {
+            "name": "SEMANTIK_EMBEDDER_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": settings.embedder_token_secret, "key": "token"}},
+        },
         {"name": "SEMANTIK_EMBEDDER_PORT", "value": str(PORT)},
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
