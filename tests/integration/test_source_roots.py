@@ -17,6 +17,7 @@ import uvicorn
 from arq.connections import RedisSettings, create_pool
 
 from semantik.core.context import open_semantik
+from semantik.core.queue import deserialize_job, serialize_job
 from semantik.core.settings import Settings
 from semantik.gateway.app import create_app
 from semantik.worker import tasks
@@ -165,7 +166,9 @@ async def service_gateway(
 async def scan_as_worker(gateway_url: str, redis_url: str, operation_id: str, roots: list[Path], embedder: Any) -> str:
     config = WorkerConfig(redis_url=redis_url, gateway_url=gateway_url, source_roots=roots)
     gateway = GatewayClient(gateway_url, "internal-secret")
-    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    redis = await create_pool(
+        RedisSettings.from_dsn(redis_url), job_serializer=serialize_job, job_deserializer=deserialize_job
+    )
     ctx = {"gateway": gateway, "config": config, "embedder": embedder, "redis": redis, "job_try": 1, "job_id": "t"}
     try:
         return await tasks.scan(ctx, operation_id)

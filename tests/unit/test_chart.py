@@ -443,7 +443,10 @@ def test_external_databases_run_no_stores_and_read_the_given_secrets() -> None:
     assert env["SEMANTIK_QDRANT_URL"] == "https://qdrant.example.com:6333"
     assert refs["SEMANTIK_REDIS_URL"] == {"name": "semantik-redis-external", "key": "redis-url"}
     external_redis = find(objects, "Secret", "-redis-external")
-    assert base64.b64decode(external_redis["data"]["redis-url"]).decode() == "redis://redis.example.com:6379/2"
+    assert (
+        base64.b64decode(external_redis["data"]["redis-url"]).decode()
+        == "redis://:a-password-of-the-external-redis@redis.example.com:6379/2"
+    )
     secret_names = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
     assert "semantik-internal-token" not in secret_names and "semantik-first-key" not in secret_names
     assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]  # models.existingClaim
