@@ -15,7 +15,7 @@ from semantik.core.embedding import Embedder
 from semantik.core.settings import Mode, Settings
 from semantik.gateway import metrics
 from semantik.gateway.deps import require_api_key, require_internal_token
-from semantik.gateway.errors import install_error_handlers
+from semantik.gateway.errors import API_ERROR_RESPONSES, install_error_handlers
 from semantik.gateway.limits import BodyLimit
 from semantik.gateway.operations import InlineOperations, OperationExecutor, QueuedOperations
 from semantik.gateway.routers import collections, health, internal, internal_collections, operations, search
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     for router in (collections.router, search.router, operations.router):
-        app.include_router(router, dependencies=protected)
+        app.include_router(router, dependencies=protected, responses=API_ERROR_RESPONSES)
     for router in (internal.router, internal_collections.router):
         app.include_router(router, dependencies=[Depends(require_internal_token)])
 

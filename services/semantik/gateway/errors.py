@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
@@ -17,6 +19,25 @@ log = logging.getLogger(__name__)
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="What went wrong, for programs: not_found, conflict, invalid_input, ...")
+    message: str = Field(description="What went wrong, for people.")
+    field: str | None = Field(default=None, description="The request field at fault, when there is one.")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "The request's mistake (401 no key, 404, 409, 413, 422, ...)"},
+    503: {"model": ErrorOut, "description": "A backend is down for a moment: retry after Retry-After seconds"},
+}
+"""Documented on every API route, so clients (and the fuzz test) know the shape of each error."""
 
 
 def install_error_handlers(app: FastAPI) -> None:
