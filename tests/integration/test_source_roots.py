@@ -99,6 +99,16 @@ async def test_index_refuses_paths_outside_the_roots(client: httpx.AsyncClient, 
     assert {doc["path"]: doc["status"] for doc in documents} == {"docs/keys.md": "indexed", "escape": "failed"}
 
 
+async def test_unusable_paths_inside_the_root_are_the_callers_mistake(
+    client: httpx.AsyncClient, folders: Folders
+) -> None:
+    created = await client.post("/api/v1/collections", json={"name": "handbook", "source_path": str(folders.root)})
+    assert created.status_code == 201, created.text
+    for path, reason in ((folders.root / ("a" * 300), "too long"), (folders.root / "absent", "does not exist")):
+        response = await client.post("/api/v1/collections/handbook/index", json={"path": str(path)})
+        assert reason in assert_error(response, 422, "invalid_input", "path")["message"]
+
+
 async def test_index_of_a_stored_path_is_checked_too(
     tmp_path: Path, folders: Folders, embedder: CountingEmbedder
 ) -> None:

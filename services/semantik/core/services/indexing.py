@@ -35,10 +35,15 @@ PROGRESS_WRITE_INTERVAL = 0.5
 def resolve_source(path: str | None, field: str = "path") -> Path:
     if not path:
         raise InvalidInputError("no folder to index: give a path", field=field)
-    root = Path(path).expanduser().resolve()
-    if not root.exists():
+    try:
+        root = Path(path).expanduser().resolve()
+        exists, is_dir = root.exists(), root.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a loop of links
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInputError(f"path {path!r} cannot be used: {reason}", field=field) from exc
+    if not exists:
         raise InvalidInputError(f"path {path!r} does not exist", field=field)
-    if not root.is_dir():
+    if not is_dir:
         raise InvalidInputError(f"path {path!r} is not a directory", field=field)
     return root
 
