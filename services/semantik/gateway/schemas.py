@@ -83,7 +83,11 @@ class SearchOut(BaseModel):
 class IndexIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(default=None, description="Folder on the server; default: the collection's source.")
+    path: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Folder on the server, inside one of SEMANTIK_SOURCE_ROOTS; default: the collection's source.",
+    )
     full: bool = Field(default=False, description="Re-index every file, changed or not.")
 
 

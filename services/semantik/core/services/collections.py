@@ -60,7 +60,11 @@ class CollectionSpec(BaseModel):
 
     name: str
     description: str = Field(default="", max_length=2000)
-    source_path: str | None = None
+    source_path: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Folder to index; over the REST API it must lie inside one of SEMANTIK_SOURCE_ROOTS.",
+    )
     include: list[str] = Field(default_factory=lambda: ["**"])
     exclude: list[str] = Field(default_factory=list)
     model: str | None = None
