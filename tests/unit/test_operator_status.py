@@ -59,3 +59,13 @@ def test_collections_by_phase_count_each_collection_once_in_its_latest_phase() -
     phases.forget("docs", "wiki")
     phases.forget("docs", "never-seen")
     assert {p: n for p, n in exported().items() if n} == {"Ready": 2}
+
+
+def test_a_refused_host_path_is_failed_not_pending() -> None:
+    """No retry heals it: the Collection shows Failed (not Pending forever) and Ready carries the reason."""
+    refused = [Condition("Indexed", False, "HostPathNotAllowed", "source etc: hostPath /etc is not allowed")]
+    assert collection_phase(refused, indexing=False) == "Failed"
+    ready = ready_condition(refused)
+    assert (ready.status, ready.reason) == (False, "HostPathNotAllowed")
+    missing = [Condition("Indexed", False, "SourceMissing", "claim docs does not exist")]
+    assert collection_phase(missing, indexing=False) == "Pending"  # a claim may yet appear
