@@ -2,8 +2,9 @@
 Running, no container runs): `helm install`, every object created and every pod scheduled, a
 server-side strict dry run of every ci/*-values.yaml, an upgrade that rolls only the pods whose config
 changed and keeps the generated Secrets, a wrong value refused, uninstall keeping the CRDs; and the
-operator run as a host process with the chart's ServiceAccount token, its ClusterRole proved enough
-(and no more) to reconcile a Collection into all its children with no 403."""
+operator run as a host process with the chart's ServiceAccount token, its namespaced Role (and the
+read-only discovery ClusterRole) proved enough (and no more) to reconcile a Collection into all its
+children with no 403, every hop of the data plane authenticated."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import yaml
 
 from semantik_operator.builders.embedder import embedder_name
 from semantik_operator.handlers import store_name
-from semantik_operator.rbac import RULES
+from semantik_operator.rbac import DISCOVERY_RULES, RULES
 from semantik_operator.spec import Quantization
 from tests.cluster.conftest import Cluster
 from tests.support.chart import (
@@ -117,7 +118,8 @@ def test_install_creates_every_object_and_every_pod_is_scheduled(
 ) -> None:
     objects = manifest(cluster, RELEASE, NAMESPACE)
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "StatefulSet", "Service", "Secret", "ConfigMap", "ClusterRole", "ServiceAccount"} <= kinds
+    assert {"Deployment", "StatefulSet", "Service", "Secret", "ConfigMap", "Role", "ServiceAccount"} <= kinds
+    assert {"NetworkPolicy", "ClusterRole"} <= kinds
     for obj in objects:
         scope = [] if obj["kind"].startswith("Cluster") else ["-n", NAMESPACE]
         cluster.kubectl("get", obj["kind"], obj["metadata"]["name"], *scope)
@@ -160,9 +162,11 @@ def test_every_ci_values_file_passes_a_strict_server_side_dry_run(cluster: Clust
         assert result.stdout.count("(server dry run)") == len(docs)
 
 
-def test_the_cluster_role_is_exactly_the_rbac_list(cluster: Cluster, release: object) -> None:
-    role = cluster.get("clusterrole", "semantik-operator")
+def test_the_role_is_exactly_the_rbac_list(cluster: Cluster, release: object) -> None:
+    role = cluster.get("role", "semantik-operator", "-n", NAMESPACE)
     assert role["rules"] == RULES
+    assert cluster.kubectl("get", "clusterrole", "semantik-operator", check=False).returncode != 0
+    assert cluster.get("clusterrole", "semantik-operator-discovery")["rules"] == DISCOVERY_RULES
 
 
 def _template_state(cluster: Cluster) -> dict[str, tuple[int, str]]:
@@ -243,10 +247,21 @@ def test_uninstall_removes_the_release_but_leaves_the_crds(cluster: Cluster) -> 
     )
     helm(cluster, "uninstall", "gone", "-n", namespace, "--wait")
     left = cluster.kubectl(
-        "get", "deploy,sts,svc,secret,configmap,sa", "-n", namespace, "-l", "app.kubernetes.io/instance=gone"
+        "get",
+        "deploy,sts,svc,configmap,sa,role,networkpolicy",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/instance=gone",
     )
     assert "No resources found" in left.stderr, left.stdout
-    assert cluster.kubectl("get", "clusterrole", "gone-semantik-operator", check=False).returncode != 0
+    assert cluster.kubectl("get", "clusterrole", "gone-semantik-operator-discovery", check=False).returncode != 0
+    # The generated Secrets stay (helm.sh/resource-policy: keep): a reinstall finds the passwords its kept
+    # data volumes were made with.
+    kept = cluster.get("secrets", "-n", namespace, "-l", "app.kubernetes.io/instance=gone")["items"]
+    assert {s["metadata"]["name"] for s in kept} == {
+        f"gone-semantik-{name}" for name in ("internal", "api-key", "postgresql", "qdrant", "redis", "embedder-token")
+    }
     cluster.kubectl("get", "crd", "collections.semantik.io", "indexjobs.semantik.io")
     # The Collection (no operator left to run its finalizer: it has none yet) and the model cache stay.
     cluster.kubectl("get", "collection", "survivor", "-n", namespace)
@@ -306,6 +321,10 @@ def test_the_service_account_may_do_what_the_rbac_list_says_and_nothing_else(clu
                     target = f"{resource}.{group}" if group else resource
                     answer = cluster.kubectl("auth", "can-i", verb, target, subject, "-n", NAMESPACE, check=False)
                     assert answer.stdout.strip() == "yes", (verb, target)
+    elsewhere = f"{NAMESPACE}-not-watched"
+    for verb, target in (("list", "collections.semantik.io"), ("create", "deployments.apps"), ("create", "jobs.batch")):
+        answer = cluster.kubectl("auth", "can-i", verb, target, subject, "-n", elsewhere, check=False)
+        assert answer.stdout.strip() == "no", (verb, target, "outside the release's namespace")
     for verb, target in (
         ("get", "secrets"),
         ("list", "secrets"),
@@ -349,6 +368,7 @@ def charted_stack(
             "SEMANTIK_EMBEDDER_PORT": str(embedder_port),
             "HOME": str(work),
         }
+        assert embedder_env["SEMANTIK_EMBEDDER_TOKEN"], "the embedder requires the chart's token"
         processes["embedder"] = Process("embedder", embedder["args"][1:], embedder_env, work / "embedder.log")
         processes["embedder"].start()
 
@@ -358,6 +378,9 @@ def charted_stack(
         assert gateway_env["SEMANTIK_REQUIRE_AUTH"] == "true" and gateway_env["SEMANTIK_MODE"] == "service"
         for name in ("SEMANTIK_QDRANT_URL", "SEMANTIK_QDRANT_API_KEY"):
             gateway_env.pop(name)
+        # The charted Redis's URL, with the password the chart generated; the test's Redis has its own.
+        assert re.fullmatch(r"redis://:[A-Za-z0-9]{40}@semantik-redis:6379/0", gateway_env["SEMANTIK_REDIS_URL"])
+        assert gateway_env["SEMANTIK_EMBEDDER_TOKEN"] == embedder_env["SEMANTIK_EMBEDDER_TOKEN"]
         gateway_env.update(
             {
                 "SEMANTIK_DATABASE_URL": charted_database,
@@ -396,7 +419,6 @@ def charted_stack(
         operator_env = {
             **_pod_env(cluster, NAMESPACE, operator),
             "SEMANTIK_OPERATOR_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
-            "SEMANTIK_OPERATOR_REDIS_URL": redis_url,
             "SEMANTIK_OPERATOR_METRICS_PORT": str(metrics_port),
             # No cluster DNS here: every embedder Service the operator names is the one host embedder.
             "SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE": f"http://127.0.0.1:{embedder_port}",
@@ -411,6 +433,7 @@ def charted_stack(
         yield {
             "gateway_url": f"http://127.0.0.1:{gateway_port}",
             "embedder_url": f"http://127.0.0.1:{embedder_port}",
+            "embedder_token": embedder_env["SEMANTIK_EMBEDDER_TOKEN"],
             "operator_metrics_url": f"http://127.0.0.1:{metrics_port}",
             "api_key": key_file.read_text(),
             "key_file": key_file,
@@ -454,7 +477,23 @@ def test_the_operator_reconciles_with_the_charts_service_account_alone(
     job = wait(
         "the IndexJob's Job", lambda: ((_get(cluster, "indexjob", index_job) or {}).get("status") or {}).get("jobName")
     )
-    assert _get(cluster, "job", job) is not None
+    # The worker pods get the Redis URL and the embedder token by reference to the chart's Secrets, never as values.
+    pod = (_get(cluster, "job", job) or {})["spec"]["template"]
+    assert pod["metadata"]["labels"]["semantik.io/index-worker"] == "true"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["spec"]["containers"][0]["env"] if "valueFrom" in e}
+    assert refs["SEMANTIK_REDIS_URL"] == {"name": "semantik-redis", "key": "redis-url"}
+    assert refs["SEMANTIK_EMBEDDER_TOKEN"] == {"name": "semantik-embedder-token", "key": "token"}
+    assert "redis://" not in json.dumps(pod)
+    embedder_pod = (_get(cluster, "deployment", deployment) or {})["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "SEMANTIK_EMBEDDER_TOKEN", "valueFrom": {"secretKeyRef": refs["SEMANTIK_EMBEDDER_TOKEN"]}} in (
+        embedder_pod["env"]
+    )
+    # The charted embedder answers only with the token; its health stays open for the kubelet.
+    embedder_url = charted_stack["embedder_url"]
+    assert httpx.post(f"{embedder_url}/embed", json={"texts": ["x"]}, timeout=30).status_code == 401
+    with_token = {"Authorization": f"Bearer {charted_stack['embedder_token']}"}
+    assert httpx.post(f"{embedder_url}/embed", json={"texts": ["x"]}, headers=with_token, timeout=60).status_code == 200
+    assert httpx.get(f"{embedder_url}/healthz", timeout=10).status_code == 200
     wait(
         "conditions in status",
         lambda: {
@@ -481,7 +520,8 @@ def test_the_operator_reconciles_with_the_charts_service_account_alone(
     assert dropped.status_code == 404  # the finalizer dropped it through the internal API
 
     log = operator.log_path.read_text(errors="replace")
-    assert not re.search(r"\b403\b|Forbidden", log), "\n".join(
+    # Not after a comma: a log line's milliseconds (",403]") are no refusal.
+    assert not re.search(r"(?<!,)\b403\b|Forbidden", log), "\n".join(
         line for line in log.splitlines() if "403" in line or "Forbidden" in line
     )
 

@@ -20,7 +20,7 @@ from semantik_operator.spec import Quantization
 from tests.cluster.conftest import Cluster, operator_process, prepare_operator_namespace
 from tests.support.corpus import COMMON_LICENSES
 from tests.support.servers import hack, private_server_directory
-from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
+from tests.support.stack import EMBEDDER_TOKEN, INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
 
 NAMESPACE = "semantik-test"
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -164,20 +164,25 @@ def reindex_job_of(cluster: Cluster, name: str) -> str:
 
 def run_workers_of(cluster: Cluster, index_job: str, stack: Stack, tmp: Path) -> Process:
     """Run the Job's worker as a host process with the Job's own command and environment (no container
-    runtime here). Two values are mapped as a kubelet would: the token from its Secret and the model
-    volume to the bundled model. The embedder URL is the host embedder's: the operator runs with
-    SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE set to it, as there is no cluster DNS here."""
+    runtime here). Two things are mapped as a kubelet would: the Secrets (internal token, Redis URL,
+    embedder token) and the model volume to the bundled model. The embedder URL is the host embedder's:
+    the operator runs with SEMANTIK_OPERATOR_EMBEDDER_URL_TEMPLATE set to it, as there is no cluster DNS."""
     job_name = wait(
         "the IndexJob's Job", lambda: (get(cluster, "indexjob", index_job) or {}).get("status", {}).get("jobName")
     )
     job = wait("the Job", lambda: get(cluster, "job", job_name))
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["semantik", "worker"] and "--burst" in container["args"]
+    secrets = {
+        ("semantik-internal", "token"): INTERNAL_TOKEN,
+        ("semantik-redis", "redis-url"): stack.redis_url,
+        ("semantik-embedder-token", "token"): EMBEDDER_TOKEN,
+    }
     env: dict[str, str] = {}
     for item in container["env"]:
         if "valueFrom" in item:
-            assert item["valueFrom"]["secretKeyRef"] == {"name": "semantik-internal", "key": "token"}
-            env[item["name"]] = INTERNAL_TOKEN
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[(ref["name"], ref["key"])]
         else:
             env[item["name"]] = item["value"]
     assert env["SEMANTIK_EMBEDDER_URL"] == stack.embedder_url
