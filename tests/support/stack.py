@@ -124,6 +124,8 @@ class Stack:
     embedder: Process | None = None
     gateway: Process | None = None
     workers: list[Process] = field(default_factory=list)
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    """Settings of the gateway on top of the common ones."""
 
     @property
     def embedder_url(self) -> str:
@@ -161,6 +163,7 @@ class Stack:
             "SEMANTIK_DATA_DIR": str(self.workdir / "data"),
             "SEMANTIK_DATABASE_URL": self.database_url,
             "SEMANTIK_MODE": "service",
+            **self.gateway_env,
         }
         self.gateway = Process(
             "gateway", ["serve", "--port", str(self.gateway_port)], env, self.workdir / "gateway.log"

@@ -17,6 +17,10 @@ RETRYABLE_STATUS = {500, 502, 503, 504}
 """500 too: the gateway's own fault may be a passing one; the job's bounded tries still end it."""
 
 
+class BodyTooLargeError(InvalidInputError):
+    """The gateway refused a body over its SEMANTIK_MAX_INTERNAL_REQUEST_BYTES (413)."""
+
+
 class GatewayClient:
     def __init__(self, base_url: str, token: str | None, *, attempts: int = 4, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -80,6 +84,8 @@ def _error_from(response: httpx.Response) -> SemantikError:
         return NotFoundError(message, field=field)
     if response.status_code == 409:
         return ConflictError(message, field=field)
+    if response.status_code == 413:
+        return BodyTooLargeError(message, field=field)
     if response.status_code in (401, 403):
         return InvalidInputError(f"the gateway refused the worker's token: {message}", field="internal_token")
     return InvalidInputError(message, field=field)

@@ -40,7 +40,7 @@ from semantik.core.pipeline.sink import DocumentUpdate
 from semantik.core.pipeline.tokens import TextTokenizer
 from semantik.gateway.internal_schemas import encode_vector
 from semantik.worker.config import WorkerConfig
-from semantik.worker.gateway_client import GatewayClient
+from semantik.worker.gateway_client import BodyTooLargeError, GatewayClient
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +186,15 @@ async def process_batch(ctx: dict[str, Any], operation_id: str, number: int) -> 
         except TriesExhaustedError as exc:
             body = {"documents": [_failed_document(path, str(exc)) for path, _ in files]}
         try:
-            result = await _transient_retry(ctx, "commit", lambda: gateway.commit_batch(operation_id, number, body))
+            result = await _commit(ctx, operation_id, number, body)
         except ConflictError as exc:
             return f"dropped: {exc}"
+        except BodyTooLargeError as exc:
+            # Chunk text and vectors outgrew the gateway's limit: a retry would be refused the same way,
+            # and an uncommitted batch would keep the operation open forever, so its files fail instead.
+            reason = f"the batch's chunks and vectors are too large for the gateway: {exc.message}"
+            failed = {"documents": [_failed_document(path, reason) for path, _ in files]}
+            result = await _commit(ctx, operation_id, number, failed)
         remaining = int(result["remaining"])
     else:
         remaining = int(batch["remaining"])
@@ -198,6 +204,11 @@ async def process_batch(ctx: dict[str, Any], operation_id: str, number: int) -> 
             "finalize", operation_id, _job_id=finalize_job_id(operation_id), _queue_name=target_body["queue"]
         )
     return f"batch {number} of {target_body['collection']} committed, {remaining} to go"
+
+
+async def _commit(ctx: dict[str, Any], operation_id: str, number: int, body: dict[str, Any]) -> dict[str, Any]:
+    gateway: GatewayClient = ctx["gateway"]
+    return await _transient_retry(ctx, "commit", lambda: gateway.commit_batch(operation_id, number, body))
 
 
 async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tuple[str, str]]) -> dict[str, Any]:
