@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from semantik.core.db.engine import create_engine, migrate, session_factory
 from semantik.core.embedding import Embedder
+from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.tokens import TextTokenizer, load_tokenizer
 from semantik.core.settings import Settings
 from semantik.core.store import metadata
@@ -30,6 +31,7 @@ class Semantik:
     _tokenizer: TextTokenizer | None = None
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _remote_embedders: dict[str, Embedder] = field(default_factory=dict)
+    _extraction: ExtractionPool | None = None
 
     async def embedder(self) -> Embedder:
         """Loaded (or connected) on first use, so `collections list` never pays for a model."""
@@ -67,6 +69,14 @@ class Semantik:
                 path = self.settings.resolved_model_path
                 self._tokenizer = await asyncio.to_thread(load_tokenizer, path)
             return self._tokenizer
+
+    async def extraction(self) -> ExtractionPool:
+        """The processes that read and chunk files; made on first use, their children on first file."""
+        tokenizer = await self.tokenizer()
+        async with self._load_lock:
+            if self._extraction is None:
+                self._extraction = ExtractionPool(tokenizer, self.settings.extraction_limits)
+            return self._extraction
 
     def _load_embedder(self) -> Embedder:
         from semantik.embedder.engine import EmbeddingEngine, TransformerEmbedder
@@ -115,6 +125,8 @@ async def open_semantik(
                 await app._embedder.aclose()
             for remote in app._remote_embedders.values():
                 await remote.aclose()
+            if app._extraction is not None:
+                await asyncio.to_thread(app._extraction.close)
     finally:
         if store is not None:
             await store.close()

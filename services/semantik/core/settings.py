@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from semantik.core.embedding import Precision
 from semantik.core.pipeline.chunk import ChunkStrategy
 from semantik.core.pipeline.roots import SourceRoots
+
+if TYPE_CHECKING:
+    from semantik.core.pipeline.sandbox import SandboxLimits
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -39,7 +44,47 @@ class Mode(StrEnum):
     """Index operations are queued on Redis for `semantik worker` processes."""
 
 
-class Settings(BaseSettings):
+class ExtractionSettings(BaseSettings):
+    """Limits of the processes that read, extract and chunk files (shared by the CLI, gateway and workers)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEMANTIK_", extra="ignore")
+
+    extract_processes: int = Field(
+        default_factory=lambda: min(2, len(os.sched_getaffinity(0))),
+        ge=1,
+        le=64,
+        description="Processes extracting files at once; default min(2, cores this process may use).",
+    )
+    extract_memory_bytes: int = Field(
+        default=1024**3,
+        ge=64 * 1024 * 1024,
+        description="Address-space limit (RLIMIT_AS) of each extracting process; a file that needs more fails.",
+    )
+    extract_cpu_seconds: int = Field(
+        default=30, ge=1, description="CPU seconds one file may use in an extracting process (RLIMIT_CPU)."
+    )
+    extract_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Wall-clock seconds one file may take before its process is killed."
+    )
+    extract_max_text_chars: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="Characters of text one file may yield; more fails the file."
+    )
+
+    @property
+    def extraction_limits(self) -> SandboxLimits:
+        # Imported here: the sandbox pulls in every parser, which `semantik collections list` never needs.
+        from semantik.core.pipeline.sandbox import SandboxLimits
+
+        return SandboxLimits(
+            processes=self.extract_processes,
+            memory_bytes=self.extract_memory_bytes,
+            cpu_seconds=self.extract_cpu_seconds,
+            timeout_seconds=self.extract_timeout_seconds,
+            max_text_chars=self.extract_max_text_chars,
+        )
+
+
+class Settings(ExtractionSettings):
     """Every setting of the CLI and the gateway; each one is read from ``SEMANTIK_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="SEMANTIK_", extra="ignore")

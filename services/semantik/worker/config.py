@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from semantik.core.pipeline.roots import SourceRoots
-from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path
+from semantik.core.settings import DEFAULT_MODEL_NAME, ExtractionSettings, bundled_model_path
 
 
-class WorkerConfig(BaseSettings):
+class WorkerConfig(ExtractionSettings):
     model_config = SettingsConfigDict(env_prefix="SEMANTIK_", extra="ignore")
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis holding the work queues.")

@@ -18,6 +18,7 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, async_check_health
 from redis.exceptions import AuthenticationError, RedisError
 
+from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.tokens import load_tokenizer
 from semantik.core.queue import deserialize_job, redacted, serialize_job
 from semantik.embedder.client import HttpEmbedder
@@ -49,7 +50,7 @@ def redis_settings(config: WorkerConfig, *, retries: int) -> RedisSettings:
 
 
 async def open_context(config: WorkerConfig) -> dict[str, Any]:
-    """What every task reads from ctx: the gateway, the embedder and the tokenizer, made once."""
+    """What every task reads from ctx: the gateway, the embedder and the extraction pool, made once."""
     token = config.internal_token.get_secret_value() if config.internal_token else None
     gateway = GatewayClient(config.gateway_url, token)
     try:
@@ -62,12 +63,14 @@ async def open_context(config: WorkerConfig) -> dict[str, Any]:
         await gateway.aclose()
         raise StartupError(f"cannot reach the embedder at {config.embedder_url}: {exc}") from exc
     tokenizer = await asyncio.to_thread(load_tokenizer, config.resolved_model_path)
-    return {"config": config, "gateway": gateway, "embedder": embedder, "tokenizer": tokenizer}
+    extraction = ExtractionPool(tokenizer, config.extraction_limits)
+    return {"config": config, "gateway": gateway, "embedder": embedder, "extraction": extraction}
 
 
 async def close_context(ctx: dict[str, Any]) -> None:
     await ctx["gateway"].aclose()
     await ctx["embedder"].aclose()
+    await asyncio.to_thread(ctx["extraction"].close)
 
 
 def build_worker(config: WorkerConfig, pool: ArqRedis, ctx: dict[str, Any], queue: str, *, burst: bool) -> Worker:

@@ -35,9 +35,9 @@ from semantik.core.pipeline.batch import (
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.plan import HashedFile, KnownDocument
 from semantik.core.pipeline.roots import outside_roots_message
+from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.scan import InvalidGlobError, ScannedFile
 from semantik.core.pipeline.sink import DocumentUpdate
-from semantik.core.pipeline.tokens import TextTokenizer
 from semantik.gateway.internal_schemas import encode_vector
 from semantik.worker.config import WorkerConfig
 from semantik.worker.gateway_client import BodyTooLargeError, GatewayClient
@@ -213,15 +213,15 @@ async def _commit(ctx: dict[str, Any], operation_id: str, number: int, body: dic
 
 async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tuple[str, str]]) -> dict[str, Any]:
     embedder: Embedder = ctx["embedder"]
-    tokenizer: TextTokenizer = ctx["tokenizer"]
+    extraction: ExtractionPool = ctx["extraction"]
     started = time.perf_counter()
     located = [(path, await asyncio.to_thread(locate_file, target.root, path)) for path, _ in files]
     gone = [(path, reason) for path, reason in located if isinstance(reason, str)]
     present = [file for _, file in located if isinstance(file, ScannedFile)]
-    hashed = await asyncio.to_thread(hash_files, present)
+    hashed = await asyncio.to_thread(hash_files, present, target.max_file_bytes)
     unreadable = [(file.relpath, outcome) for file, outcome in hashed if isinstance(outcome, str)]
     readable = [outcome for _, outcome in hashed if isinstance(outcome, HashedFile)]
-    prepared = await asyncio.to_thread(prepare_files, readable, target.chunking, tokenizer)
+    prepared = await asyncio.to_thread(prepare_files, readable, target.chunking, extraction, target.max_file_bytes)
     texts = texts_to_embed(prepared)
     embedding_started = time.perf_counter()
     embeddings = await embedder.embed(texts, TextKind.DOCUMENT)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from semantik.core.db.models import DocumentStatus
-from semantik.core.pipeline.chunk import Chunk, ChunkingConfig, chunk_text
-from semantik.core.pipeline.extract import ExtractionError, read_and_extract
+from semantik.core.pipeline.chunk import Chunk, ChunkingConfig
+from semantik.core.pipeline.extract import ExtractionError, read_regular_file
 from semantik.core.pipeline.ids import content_hash, point_id, point_ids
 from semantik.core.pipeline.plan import HashedFile, IndexPlan, KnownDocument, plan_index
+from semantik.core.pipeline.sandbox import ExtractionPool, FileRequest
 from semantik.core.pipeline.scan import RejectedFile, ScannedFile, scan
 from semantik.core.pipeline.sink import DocumentUpdate
-from semantik.core.pipeline.tokens import TextTokenizer
 from semantik.core.store.metadata import DocumentRecord
 from semantik.core.store.vectors import ChunkPoint
 
@@ -58,7 +58,7 @@ class FileFailure:
 def plan_folder(target: IndexTarget, known: Mapping[str, KnownDocument], *, full: bool) -> FolderPlan:
     """Scan the folder, hash what it holds and diff it against what the metadata DB knows (blocking I/O)."""
     scanned = scan(target.root, target.include, target.exclude, target.max_file_bytes)
-    hashed = hash_files(scanned.files)
+    hashed = hash_files(scanned.files, target.max_file_bytes)
     unreadable = [RejectedFile(f.relpath, reason) for f, reason in hashed if isinstance(reason, str)]
     plan = plan_index(
         [h for _, h in hashed if isinstance(h, HashedFile)],
@@ -69,12 +69,18 @@ def plan_folder(target: IndexTarget, known: Mapping[str, KnownDocument], *, full
     return FolderPlan(plan, len(scanned.files) + len(scanned.rejected))
 
 
-def hash_files(files: Sequence[ScannedFile]) -> list[tuple[ScannedFile, HashedFile | str]]:
-    """Hash each file's content; a file that cannot be read gets its reason instead."""
+def hash_files(files: Sequence[ScannedFile], max_bytes: int) -> list[tuple[ScannedFile, HashedFile | str]]:
+    """Hash each file's content; a file that cannot be read gets its reason instead.
+
+    The reader refuses what is not a regular file (a FIFO swapped in would block a plain read) and stops
+    at `max_bytes` while reading, so a file that grew after the scan cannot make this read unbounded.
+    """
     result: list[tuple[ScannedFile, HashedFile | str]] = []
     for file in files:
         try:
-            result.append((file, HashedFile(file, content_hash(file.path.read_bytes()))))
+            result.append((file, HashedFile(file, content_hash(read_regular_file(file.path, max_bytes)))))
+        except ExtractionError as exc:
+            result.append((file, exc.reason))
         except PermissionError:
             result.append((file, "permission denied"))
         except OSError as exc:
@@ -115,21 +121,17 @@ def locate_file(root: Path, relpath: str) -> ScannedFile | str:
 
 
 def prepare_files(
-    files: Sequence[HashedFile], chunking: ChunkingConfig, tokenizer: TextTokenizer
+    files: Sequence[HashedFile], chunking: ChunkingConfig, pool: ExtractionPool, max_bytes: int
 ) -> list[PreparedFile]:
-    """Read, extract and chunk each file (blocking I/O and CPU); a file that fails carries its reason."""
+    """Read, extract and chunk each file in the pool's limited processes (blocking); a failure carries its reason."""
+    # Absolute paths: the pool's processes need not share this one's working directory.
+    requests = [FileRequest(os.path.abspath(h.file.path), h.file.relpath, max_bytes, chunking) for h in files]
     prepared: list[PreparedFile] = []
-    for hashed in files:
-        item = PreparedFile(hashed)
-        try:
-            extracted = read_and_extract(hashed.file.path, hashed.file.relpath)
-            item.format = extracted.format
-            item.chunks = chunk_text(extracted.text, chunking, tokenizer)
-            if not item.chunks:
-                item.failure = "no text to index"
-        except ExtractionError as exc:
-            item.failure = exc.reason
-        prepared.append(item)
+    for hashed, outcome in zip(files, pool.prepare(requests), strict=True):
+        if isinstance(outcome, str):
+            prepared.append(PreparedFile(hashed, failure=outcome))
+        else:
+            prepared.append(PreparedFile(hashed, outcome.chunks, outcome.format))
     return prepared
 
 

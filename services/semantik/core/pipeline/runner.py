@@ -22,8 +22,8 @@ from semantik.core.pipeline.batch import (
 )
 from semantik.core.pipeline.ids import point_ids
 from semantik.core.pipeline.plan import HashedFile, KnownDocument
+from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.sink import IndexBatch, IndexSink, RemovedDocument
-from semantik.core.pipeline.tokens import TextTokenizer
 from semantik.core.retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class IndexRunner:
     def __init__(
         self,
         embedder: Embedder,
-        tokenizer: TextTokenizer,
+        extraction: ExtractionPool,
         sink: IndexSink,
         *,
         group_chunks: int = GROUP_CHUNKS,
@@ -88,7 +88,7 @@ class IndexRunner:
         cancelled: Callable[[], bool] = _never_cancelled,
     ) -> None:
         self._embedder = embedder
-        self._tokenizer = tokenizer
+        self._extraction = extraction
         self._sink = sink
         self._group_chunks = group_chunks
         self._group_files = group_files
@@ -160,7 +160,9 @@ class IndexRunner:
         progress: Progress,
     ) -> list[FileFailure]:
         started = time.perf_counter()
-        prepared = await asyncio.to_thread(prepare_files, group, target.chunking, self._tokenizer)
+        prepared = await asyncio.to_thread(
+            prepare_files, group, target.chunking, self._extraction, target.max_file_bytes
+        )
         texts = texts_to_embed(prepared)
         embedding_started = time.perf_counter()
         embeddings = await self._embedder.embed(texts, TextKind.DOCUMENT)

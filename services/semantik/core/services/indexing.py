@@ -206,7 +206,7 @@ async def run_index_operation(
         await app.store.ensure_collection(into.qdrant_collection, into.dimension)
         runner = IndexRunner(
             embedder,
-            await app.tokenizer(),
+            await app.extraction(),
             LocalIndexSink(app.store, app.sessions),
             on_progress=record_progress,
             cancelled=cancelled,

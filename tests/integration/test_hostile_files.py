@@ -1,0 +1,89 @@
+"""A folder of hostile files beside good ones: `semantik index` (the real CLI, embedded mode) finishes,
+records each hostile file's failure with its reason, and the good files stay searchable."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.hostile import (
+    MAX_FILE_BYTES,
+    SKIPPED,
+    TIMEOUT_SECONDS,
+    Grower,
+    HostileCorpus,
+    build_hostile_corpus,
+)
+
+SEMANTIK = [sys.executable, "-m", "semantik.cli"]
+# Small limits keep the test fast; the defaults are 30 s and 1 GiB.
+LIMITS = {
+    "SEMANTIK_EXTRACT_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+    "SEMANTIK_EXTRACT_CPU_SECONDS": str(TIMEOUT_SECONDS),
+    "SEMANTIK_EXTRACT_MEMORY_BYTES": str(1024**3),
+    "SEMANTIK_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
+}
+FAILURE_LINE = re.compile(r"^  (\S+): (.+)$")
+INDEXED_LINE = re.compile(r"^Indexed (\d+) files")
+
+
+def run(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "SEMANTIK_DATA_DIR": str(data_dir), "COLUMNS": "1000", **LIMITS}
+    environment.pop("SEMANTIK_DATABASE_URL", None)
+    return subprocess.run([*SEMANTIK, *args], capture_output=True, text=True, env=environment, timeout=timeout)
+
+
+def outcomes(corpus: HostileCorpus, stdout: str) -> dict[str, str]:
+    """Each file's outcome from the index report: its failure reason, "indexed" or "skipped".
+
+    The report names failed files only; the rest were indexed, except what the scan skipped. Which of
+    the unnamed were skipped is told by the count of indexed files: the good ones must make it up.
+    """
+    failed = {m.group(1): m.group(2) for line in stdout.splitlines() if (m := FAILURE_LINE.match(line))}
+    indexed = next(int(m.group(1)) for line in stdout.splitlines() if (m := INDEXED_LINE.match(line)))
+    unnamed = [path for path in corpus.expected if path not in failed]
+    may_skip = [path for path in unnamed if corpus.expected[path].match(SKIPPED)]
+    must_index = [path for path in unnamed if path not in may_skip]
+    assert indexed == len(must_index), (indexed, must_index, stdout)
+    return {**{p: "indexed" for p in must_index}, **{p: SKIPPED for p in may_skip}, **failed}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> HostileCorpus:
+    return build_hostile_corpus(tmp_path_factory.mktemp("hostile"))
+
+
+def test_index_finishes_records_reasons_and_good_files_stay_searchable(corpus: HostileCorpus, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    started = time.monotonic()
+    with Grower(corpus.root / "grows.txt"):
+        result = run("index", str(corpus.root), "--collection", "hostile", data_dir=data)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(result.stdout, f"\nindexed the hostile corpus in {seconds:.1f}s")
+
+    found = outcomes(corpus, result.stdout)
+    wrong = {path: got for path, got in found.items() if not corpus.expected[path].match(got)}
+    assert wrong == {}, result.stdout
+    assert re.search(r"\d+ files could not be indexed", result.stdout)
+
+    for query, path in [
+        ("how do I rotate api keys", "keys.md"),
+        ("the pager fires at night, acknowledge the alert", "oncall.html"),
+        ("how many days of paid leave do employees get", "vacation.txt"),
+    ]:
+        search = run("search", "hostile", query, "-k", "3", "--json", data_dir=data, timeout=120)
+        assert search.returncode == 0, search.stderr[-3000:]
+        assert json.loads(search.stdout)["hits"][0]["path"] == path, search.stdout
+
+    # The link out of the folder was never followed: its target's words are nowhere in the index.
+    leaked = run("search", "hostile", "where are the launch codes kept", "-k", "10", "--json", data_dir=data)
+    assert all("launch codes" not in hit.get("snippet", "") for hit in json.loads(leaked.stdout)["hits"])
+    assert all(hit["path"] != "escape.txt" for hit in json.loads(leaked.stdout)["hits"])
