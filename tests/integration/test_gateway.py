@@ -81,6 +81,10 @@ async def test_health_ready_metrics_and_openapi(client: httpx.AsyncClient) -> No
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/collections/{name}/search" in paths
     assert [path for path in paths if path.startswith("/internal")] == []
+    # Every error a client can get is documented with the error body's shape.
+    search_responses = paths["/api/v1/collections/{name}/search"]["post"]["responses"]
+    assert search_responses["4XX"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+    assert "503" in search_responses and "503" in paths["/readyz"]["get"]["responses"]
 
 
 async def test_index_search_and_read_back(client: httpx.AsyncClient, small_corpus: Path) -> None:

@@ -7,11 +7,12 @@ from collections.abc import Awaitable
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from semantik.core.context import Semantik
 from semantik.gateway.deps import SemantikDep
-from semantik.gateway.errors import error_body
+from semantik.gateway.errors import ErrorOut, error_body
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The metadata DB and the vector store answer")
+class ReadyOut(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(description="Each dependency (database, store): ok or unavailable.")
+
+
+class NotReadyOut(ErrorOut):
+    checks: dict[str, str] = Field(description="Each dependency (database, store): ok or unavailable.")
+
+
+@router.get(
+    "/readyz",
+    summary="The metadata DB and the vector store answer",
+    responses={200: {"model": ReadyOut}, 503: {"model": NotReadyOut, "description": "A dependency is down"}},
+)
 async def readyz(semantik: SemantikDep) -> Response:
     checks = {
         "database": await _check("database", _database_answers(semantik)),
