@@ -4,7 +4,9 @@ import codecs
 import io
 import os
 import random
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import docx
@@ -186,6 +188,114 @@ def test_docx_that_expands_beyond_the_cap_is_refused_before_parsing() -> None:
                 padding.write(bytes(1024 * 1024))
 
     assert reason_of(buffer.getvalue(), "bomb.docx").startswith("DOCX too large once uncompressed")
+
+
+def zeros_member(archive: zipfile.ZipFile, name: str, mebibytes: int) -> None:
+    with archive.open(name, "w", force_zip64=True) as member:
+        for _ in range(mebibytes):
+            member.write(bytes(1024 * 1024))
+
+
+def docx_with(extra: dict[str, int]) -> bytes:
+    """A real DOCX plus members of `extra[name]` MiB of zeros, deflated to almost nothing."""
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(make_docx())) as source,
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        for name, mebibytes in extra.items():
+            zeros_member(archive, name, mebibytes)
+    return buffer.getvalue()
+
+
+def peak_traced_bytes(data: bytes, filename: str) -> tuple[str, int]:
+    """The reason extracting `data` fails, and the most memory Python allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        reason = reason_of(data, filename)
+        return reason, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_docx_part_that_expands_past_its_cap_stops_while_decompressing() -> None:
+    bomb = docx_with({"word/document2.xml": 80})
+    assert len(bomb) < 1024 * 1024
+
+    reason, peak = peak_traced_bytes(bomb, "bomb.docx")
+    assert reason == (
+        "DOCX too large once uncompressed (word/document2.xml is over the 67108864-byte limit for one part)"
+    )
+    assert peak < 80 * 1024 * 1024
+
+
+def test_docx_parts_that_expand_past_the_total_cap_stop_while_decompressing() -> None:
+    bomb = docx_with({f"word/media/image{i}.png": 60 for i in range(5)})
+
+    reason, peak = peak_traced_bytes(bomb, "bomb.docx")
+    assert reason == "DOCX too large once uncompressed (over the 268435456-byte limit)"
+    # Media are counted but not kept: the bytes held stay far below what was decompressed.
+    assert peak < 32 * 1024 * 1024
+
+
+def test_a_docx_whose_zip_understates_a_parts_size_is_refused_without_expanding_it() -> None:
+    bomb = docx_with({"word/document2.xml": 300})
+    # Rewrite the declared size in the local header and the central directory, as a hostile archive would:
+    # the member then claims 1 KiB while it inflates to 300 MiB.
+    with zipfile.ZipFile(io.BytesIO(bomb)) as archive:
+        info = archive.getinfo("word/document2.xml")
+    patched = bomb
+    for width in (8, 4):  # the local header's ZIP64 field, then the central directory's
+        assert patched.count(info.file_size.to_bytes(width, "little")) == 1
+        patched = patched.replace(info.file_size.to_bytes(width, "little"), (1024).to_bytes(width, "little"))
+    with zipfile.ZipFile(io.BytesIO(patched)) as archive:
+        assert archive.getinfo("word/document2.xml").file_size == 1024
+
+    reason, peak = peak_traced_bytes(patched, "liar.docx")
+    assert reason.startswith(("corrupt DOCX: ", "DOCX too large once uncompressed"))
+    assert peak < 32 * 1024 * 1024
+
+
+def test_a_docx_with_a_media_part_still_yields_its_text() -> None:
+    data = docx_with({"word/media/photo.bin": 2})
+
+    assert "Revenue grew in every region." in extract(data, "report.docx").text
+
+
+def pdf_with_content(content: bytes) -> bytes:
+    """A one-page PDF whose content stream is `content`, deflated; written by hand so its size is exact."""
+    stream = zlib.compress(content, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_pdf_stream_that_inflates_past_the_limit_fails_the_file() -> None:
+    text = b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET\n"
+    assert extract(pdf_with_content(text), "small.pdf").text == "Hello"
+    bomb = pdf_with_content(text + bytes(200 * 1024 * 1024))
+    assert len(bomb) < 1024 * 1024
+
+    reason, peak = peak_traced_bytes(bomb, "bomb.pdf")
+    assert reason.startswith("PDF beyond the reader's limits: ")
+    assert peak < 100 * 1024 * 1024
 
 
 def test_other_zip_archives_are_unsupported() -> None:

@@ -14,9 +14,8 @@ import logging
 import os
 import re
 import stat
-import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -24,13 +23,13 @@ from typing import Final, Literal
 
 import charset_normalizer
 import docx
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
-from bs4.element import NavigableString, PreformattedString
 from docx.blkcntnr import BlockItemContainer
 from docx.document import Document as DocxDocument
 from docx.table import Table
 from docx.text.paragraph import Paragraph
-from pypdf import PdfReader
+from lxml import etree
+from pypdf import Configuration, PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError
 
 ExtractedFormat = Literal["text", "markdown", "html", "pdf", "docx"]
 
@@ -47,18 +46,25 @@ SUPPORTED_FORMATS: Final[Mapping[ExtractedFormat, str]] = MappingProxyType(
 
 _MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown", ".mkd"})
 _HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
-_HTML_START = re.compile(
-    rb"^(?:\s|<!--.*?-->|<\?xml[^>]*>)*(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])",
-    re.IGNORECASE | re.DOTALL,
+# Sniffing reads only the head of a file; both scans are hand-written and linear (a regex with nested
+# quantifiers backtracked exponentially on repeated "<!---->").
+_HTML_SNIFF_BYTES = 2048
+_HTML_CHARSET_BYTES = 4096
+_ASCII_SPACE = b" \t\n\r\f\v"
+_HTML_OPENING_TAGS = (b"<html", b"<head", b"<body")
+_TAG_ENDS = frozenset({b" ", b"\t", b"\n", b"\r", b"\f", b"\v", b">"})
+_CHARSET_NAME = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+_HTML_DROPPED = frozenset({"script", "style", "noscript", "template", "nav", "svg", "iframe", "object", "canvas"})
+_HTML_BLOCKS = frozenset(
+    {
+        *("address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl", "dt"),
+        *("fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6"),
+        *("header", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table", "title", "tr", "ul"),
+    }
 )
-_HTML_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
-_HTML_DROPPED = ("script", "style", "noscript", "template", "nav", "svg", "iframe", "object", "canvas")
-_HTML_BLOCKS = (
-    *("address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl", "dt"),
-    *("fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6"),
-    *("header", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table", "title", "tr", "ul"),
-)
-_HTML_CELLS = ("td", "th")
+_HTML_CELLS = frozenset({"td", "th"})
+# libxml2's limit without XML_PARSE_HUGE, which stays off: deeper markup is refused, not parsed.
+_HTML_MAX_DEPTH = 256
 
 _BOMS = (
     # UTF-32 first: its little-endian BOM begins with the UTF-16 one.
@@ -96,13 +102,34 @@ _BINARY_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"SQLite format 3\x00", "SQLite database"),
     (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Office document (.doc/.xls/.ppt)"),
 )
-# Cap on a DOCX's uncompressed size: the scan bounds the compressed size only, and a deflate bomb
-# of a few megabytes would otherwise expand to gigabytes in python-docx.
+# Caps on a DOCX's uncompressed size, all parts and each one, counted while decompressing: the scan bounds
+# the compressed size only, and a deflate bomb of a few megabytes would otherwise expand to gigabytes in
+# python-docx. Real documents have tens to hundreds of parts.
 _MAX_DOCX_UNCOMPRESSED = 256 * 1024 * 1024
+_MAX_DOCX_PART_UNCOMPRESSED = 64 * 1024 * 1024
+_MAX_DOCX_PARTS = 10_000
 _MAX_REASON_DETAIL = 200
 # The default of SEMANTIK_MAX_FILE_BYTES; callers pass the setting.
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+
+# pypdf's own bounds on what one PDF may make it decompress or allocate, tighter than its defaults (75 MB
+# a stream): a file is at most max_file_bytes, and text worth indexing never needs a bigger stream. A PDF
+# that reaches one fails whole, since it is built to exhaust the reader, not damaged.
+_PDF_MAX_STREAM_BYTES = 32 * 1024 * 1024
+_PDF_LIMITS = Configuration().with_overwrites(
+    maximum_declared_stream_length=_PDF_MAX_STREAM_BYTES,
+    array_based_stream_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    jbig2_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    lzw_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    run_length_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    zlib_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    brotli_maximum_output_length=_PDF_MAX_STREAM_BYTES,
+    image_maximum_buffer_size=_PDF_MAX_STREAM_BYTES,
+    stream_decoding_work_maximum_length=4 * _PDF_MAX_STREAM_BYTES,
+    # No external decoder is ever run on a document.
+    jbig2dec_binary=None,
+)
 
 # pypdf warns through logging about every recoverable defect it meets; in a folder of real PDFs that
 # is a flood of lines nobody acts on. Failures still surface as ExtractionError.
@@ -137,7 +164,7 @@ def extract(data: bytes, filename: str) -> ExtractedText:
         raise ExtractionError(f"unsupported binary format ({kind})")
     if extension in _MARKDOWN_EXTENSIONS:
         return _finish(_decode_text(data), "markdown")
-    if extension in _HTML_EXTENSIONS or _HTML_START.match(data.removeprefix(codecs.BOM_UTF8)[:2048]):
+    if extension in _HTML_EXTENSIONS or _looks_like_html(data.removeprefix(codecs.BOM_UTF8)[:_HTML_SNIFF_BYTES]):
         return _finish(_html_text(_decode_html(data)), "html")
     return _finish(_decode_text(data), "text")
 
@@ -233,7 +260,7 @@ def _decode_text(data: bytes) -> str:
 
 
 def _decode_html(data: bytes) -> str:
-    declared = _HTML_CHARSET.search(data[:4096])
+    declared = _declared_charset(data[:_HTML_CHARSET_BYTES])
     if declared is None or b"\x00" in data or any(data.startswith(bom) for bom, _ in _BOMS):
         return _decode_text(data)
     try:
@@ -241,7 +268,7 @@ def _decode_html(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     try:
-        encoding = codecs.lookup(declared.group(1).decode("ascii", "replace")).name
+        encoding = codecs.lookup(declared.decode("ascii", "replace")).name
     except LookupError:
         return _decode_text(data)
     # As browsers do (WHATWG Encoding): Latin-1 and ASCII labels mean Windows-1252, and a UTF-16/32
@@ -253,39 +280,159 @@ def _decode_html(data: bytes) -> str:
     return data.decode(encoding, errors="replace")
 
 
+def _looks_like_html(head: bytes) -> bool:
+    """Whether the bytes open like an HTML document: whitespace, comments and an XML declaration, then a
+    doctype or an html, head or body tag (ASCII case-insensitive). One pass, each byte looked at once."""
+    lowered = head.lower()
+    position = 0
+    while position < len(lowered):
+        if lowered[position] in _ASCII_SPACE:
+            position += 1
+        elif lowered.startswith(b"<!--", position):
+            close = lowered.find(b"-->", position + 4)
+            if close < 0:
+                return False
+            position = close + 3
+        elif lowered.startswith(b"<?xml", position):
+            close = lowered.find(b">", position + 5)
+            if close < 0:
+                return False
+            position = close + 1
+        elif lowered.startswith(b"<!doctype", position):
+            after = position + len(b"<!doctype")
+            name = _skip_ascii_space(lowered, after)
+            return name > after and lowered.startswith(b"html", name)
+        else:
+            return any(
+                lowered.startswith(tag, position)
+                and lowered[position + len(tag) : position + len(tag) + 1] in _TAG_ENDS
+                for tag in _HTML_OPENING_TAGS
+            )
+    return False
+
+
+def _declared_charset(head: bytes) -> bytes | None:
+    """The charset a <meta> tag declares (`<meta ... charset = "name"`), the last one in the first tag that
+    has one, in linear time. Every <meta> up to a tag's closing ">" shares that tag's candidates, so
+    a tag is scanned once and the next search starts past it."""
+    lowered = head.lower()
+    position = lowered.find(b"<meta")
+    while position >= 0:
+        tag_end = lowered.find(b">", position)
+        tag_end = len(lowered) if tag_end < 0 else tag_end
+        # At least one byte between "<meta" and "charset", as in <meta charset=...>.
+        found = lowered.rfind(b"charset", position + 6, tag_end)
+        while found >= 0:
+            value = _charset_value(head, found + len(b"charset"))
+            if value is not None:
+                return value
+            found = lowered.rfind(b"charset", position + 6, found)
+        position = lowered.find(b"<meta", tag_end)
+    return None
+
+
+def _charset_value(head: bytes, position: int) -> bytes | None:
+    """The name in `\\s*=\\s*["']?\\s*name` at `position`, or None."""
+    position = _skip_ascii_space(head, position)
+    if head[position : position + 1] != b"=":
+        return None
+    position = _skip_ascii_space(head, position + 1)
+    if head[position : position + 1] in (b'"', b"'"):
+        position += 1
+    position = _skip_ascii_space(head, position)
+    end = position
+    while end < len(head) and head[end] in _CHARSET_NAME:
+        end += 1
+    return head[position:end] if end > position else None
+
+
+def _skip_ascii_space(data: bytes, position: int) -> int:
+    while position < len(data) and data[position] in _ASCII_SPACE:
+        position += 1
+    return position
+
+
 def _html_text(markup: str) -> str:
+    """The text of an HTML document: one walk over lxml's tree, so time grows with the number of nodes
+    (BeautifulSoup's find_parent and insert_after cost the depth at every node, quadratic on deep markup).
+    """
+    parser = etree.HTMLParser(encoding="utf-8", recover=True, no_network=True)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-            warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
-            soup = BeautifulSoup(markup, "lxml")
-        for tag in soup.find_all(_HTML_DROPPED):
-            tag.decompose()
-        # Comments, doctypes and processing instructions are markup, not text.
-        for node in soup.find_all(string=lambda s: isinstance(s, PreformattedString)):
-            node.extract()
-        # Source line breaks inside a paragraph are layout, not structure: collapse them, except in <pre>.
-        for node in soup.find_all(string=True):
-            if node.find_parent("pre") is None:
-                node.replace_with(NavigableString(re.sub(r"\s+", " ", str(node))))
-        for tag in soup.find_all("br"):
-            tag.replace_with(NavigableString("\n"))
-        for tag in soup.find_all(_HTML_CELLS):
-            if tag.find_previous_sibling(_HTML_CELLS) is not None:
-                tag.insert_before(NavigableString(" | "))
-        for tag in soup.find_all(_HTML_BLOCKS):
-            tag.insert_before(NavigableString("\n\n"))
-            tag.insert_after(NavigableString("\n\n"))
-        text = soup.get_text()
-    except Exception as exc:  # lxml and bs4 raise many kinds on hostile markup; any of them fails the file
+        root = etree.fromstring(markup.encode("utf-8", "replace"), parser)
+    except Exception as exc:  # lxml raises many kinds on hostile markup; any of them fails the file
         raise ExtractionError(f"corrupt HTML: {_describe(exc)}") from None
-    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n"))
+    # libxml2 stops at 256 levels of nesting and keeps what it read so far; a file cut short silently would
+    # be indexed as if whole, so it fails instead.
+    for error in parser.error_log:
+        if error.type_name == "ERR_RESOURCE_LIMIT":
+            if "depth" in error.message:
+                raise ExtractionError(f"HTML nested deeper than {_HTML_MAX_DEPTH} elements")
+            raise ExtractionError(f"HTML beyond the parser's limits: {_describe(Exception(error.message))}")
+    parts: list[str] = []
+    if root is not None:
+        _html_parts(root, parts)
+    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in "".join(parts).split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _html_parts(root: etree._Element, parts: list[str]) -> None:
+    """Append the text of `root` to `parts`: blocks set apart by blank lines, <br> as a line break, table
+    cells after the first in a row preceded by " | ", source line breaks collapsed except in <pre>.
+    Dropped elements, comments and processing instructions give nothing but their tail. Iterative, so
+    depth costs no recursion."""
+
+    def text(value: str | None, in_pre: bool) -> None:
+        if value:
+            parts.append(value if in_pre else re.sub(r"\s+", " ", value))
+
+    # Per open element: its children still to visit, whether it is a block, whether it is in a <pre>,
+    # whether a td/th was among its children so far, and its tail with the <pre> state the tail is in.
+    stack: list[tuple[Iterator[etree._Element], bool, bool, list[bool], str | None, bool]] = []
+
+    def visit(element: etree._Element, in_pre: bool, cells_before: list[bool]) -> None:
+        tag = element.tag
+        if not isinstance(tag, str) or tag in _HTML_DROPPED or tag == "br":
+            if tag == "br":
+                parts.append("\n")
+            text(element.tail, in_pre)
+            return
+        if tag in _HTML_CELLS:
+            if cells_before[0]:
+                parts.append(" | ")
+            cells_before[0] = True
+        block = tag in _HTML_BLOCKS
+        if block:
+            parts.append("\n\n")
+        inner_pre = in_pre or tag == "pre"
+        text(element.text, inner_pre)
+        stack.append((iter(element), block, inner_pre, [False], element.tail, in_pre))
+
+    visit(root, False, [False])
+    while stack:
+        children, block, in_pre, cells_before, tail, outer_pre = stack[-1]
+        child = next(children, None)
+        if child is not None:
+            visit(child, in_pre, cells_before)
+            continue
+        stack.pop()
+        if block:
+            parts.append("\n\n")
+        text(tail, outer_pre)
 
 
 def _pdf_text(data: bytes) -> str:
     try:
+        with apply_configuration(_PDF_LIMITS):
+            return _pdf_pages_text(data)
+    except LimitReachedError as exc:
+        raise ExtractionError(f"PDF beyond the reader's limits: {_describe(exc)}") from None
+
+
+def _pdf_pages_text(data: bytes) -> str:
+    try:
         reader = PdfReader(io.BytesIO(data))
+    except LimitReachedError:
+        raise
     except Exception as exc:  # pypdf raises far more than PyPdfError on damaged files
         raise ExtractionError(f"corrupt PDF: {_describe(exc)}") from None
     try:
@@ -297,7 +444,7 @@ def _pdf_text(data: bytes) -> str:
             if not opened:
                 raise ExtractionError("encrypted PDF: needs a password")
         pages = list(reader.pages)
-    except ExtractionError:
+    except (ExtractionError, LimitReachedError):
         raise
     except Exception as exc:
         raise ExtractionError(f"corrupt PDF: {_describe(exc)}") from None
@@ -307,6 +454,8 @@ def _pdf_text(data: bytes) -> str:
     for page in pages:
         try:
             texts.append((page.extract_text() or "").strip())
+        except LimitReachedError:
+            raise
         except Exception as exc:
             failure = failure or exc
     text = "\n\n".join(t for t in texts if t)
@@ -327,17 +476,56 @@ def _is_docx(data: bytes) -> bool:
 
 def _docx_text(data: bytes) -> str:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            expanded = sum(info.file_size for info in archive.infolist())
-        if expanded > _MAX_DOCX_UNCOMPRESSED:
-            raise ExtractionError(f"DOCX too large once uncompressed ({expanded} bytes)")
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(_verified_docx(data)))
         blocks = _docx_blocks(document)
     except ExtractionError:
         raise
     except Exception as exc:  # python-docx surfaces zipfile, lxml, KeyError and its own errors alike
         raise ExtractionError(f"corrupt DOCX: {_describe(exc)}") from None
     return "\n\n".join(block for block in blocks if block.strip())
+
+
+def _verified_docx(data: bytes) -> bytes:
+    """The DOCX rebuilt as an uncompressed ZIP of what its members really decompress to, within the caps.
+
+    A ZIP's declared sizes are the archive's own word; every member is read as a stream and its bytes
+    counted as they come, so a deflate bomb stops at the cap instead of in python-docx. Only XML parts
+    keep their content: the text lives there, and media (kept as empty parts, so relationships resolve)
+    would only cost memory.
+    """
+    parts: dict[str, bytes] = {}
+    expanded = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        if len(members) > _MAX_DOCX_PARTS:
+            raise ExtractionError(f"DOCX has too many parts ({len(members)}, the limit is {_MAX_DOCX_PARTS})")
+        for info in members:
+            if info.is_dir():
+                continue
+            keep = info.filename.lower().endswith((".xml", ".rels"))
+            chunks: list[bytes] = []
+            size = 0
+            with archive.open(info) as member:
+                while chunk := member.read(_READ_CHUNK):
+                    size += len(chunk)
+                    expanded += len(chunk)
+                    if size > _MAX_DOCX_PART_UNCOMPRESSED:
+                        raise ExtractionError(
+                            f"DOCX too large once uncompressed ({info.filename} is over the "
+                            f"{_MAX_DOCX_PART_UNCOMPRESSED}-byte limit for one part)"
+                        )
+                    if expanded > _MAX_DOCX_UNCOMPRESSED:
+                        raise ExtractionError(
+                            f"DOCX too large once uncompressed (over the {_MAX_DOCX_UNCOMPRESSED}-byte limit)"
+                        )
+                    if keep:
+                        chunks.append(chunk)
+            parts[info.filename] = b"".join(chunks)
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in parts.items():
+            archive.writestr(name, content)
+    return rebuilt.getvalue()
 
 
 def _docx_blocks(container: DocxDocument | BlockItemContainer) -> list[str]:
