@@ -15,7 +15,7 @@ import pytest
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer
 
-from semantik.core.pipeline.chunk import Chunk, ChunkingConfig, ChunkStrategy, chunk_text
+from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS, Chunk, ChunkingConfig, ChunkStrategy, chunk_text
 from semantik.core.pipeline.tokens import HFTextTokenizer, load_tokenizer
 
 LICENSES = Path("/usr/share/common-licenses")
@@ -482,3 +482,37 @@ def test_a_megabyte_chunks_in_about_a_second(tokenizer: HFTextTokenizer, strateg
     # and still catches anything quadratic.
     assert elapsed < 10, elapsed
     assert sum(len(chunk.text) for chunk in chunks) >= len(source.strip()) * 0.9
+
+
+@pytest.mark.parametrize("strategy", list(ChunkStrategy))
+def test_text_without_spaces_is_cut_into_bounded_chunks(tokenizer: HFTextTokenizer, strategy: ChunkStrategy) -> None:
+    # WordPiece reads any word over 100 characters as one [UNK]: unbounded, a file without a space was one
+    # chunk as long as the file.
+    source = "".join(
+        random.Random(1).choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4 * MAX_CHUNK_CHARS)
+    )
+    config = ChunkingConfig(strategy, 200, 32)
+    chunks = chunk_text(source, config, tokenizer)
+    check_chunks(source, chunks, config, tokenizer, whole_words=False)
+    assert max(len(chunk.text) for chunk in chunks) <= MAX_CHUNK_CHARS
+    assert len(chunks) >= len(source) // MAX_CHUNK_CHARS
+
+
+@pytest.mark.parametrize("strategy", list(ChunkStrategy))
+def test_words_far_apart_are_not_one_huge_chunk(tokenizer: HFTextTokenizer, strategy: ChunkStrategy) -> None:
+    source = "Alpha beta." + " " * 200_000 + "Gamma delta." + "\n" * 100_000 + "Epsilon."
+    config = ChunkingConfig(strategy, 200, 32)
+    chunks = chunk_text(source, config, tokenizer)
+    check_chunks(source, chunks, config, tokenizer)
+    assert [chunk.text for chunk in chunks] == ["Alpha beta.", "Gamma delta.", "Epsilon."]
+
+
+def test_a_long_word_among_words_is_bounded_and_the_words_stay_whole(tokenizer: HFTextTokenizer) -> None:
+    blob = "x" * (3 * MAX_CHUNK_CHARS)
+    source = f"Words before the blob. {blob} Words after the blob."
+    config = ChunkingConfig(ChunkStrategy.RECURSIVE, 64, 8)
+    chunks = chunk_text(source, config, tokenizer)
+    check_chunks(source, chunks, config, tokenizer, whole_words=False)
+    assert max(len(chunk.text) for chunk in chunks) <= MAX_CHUNK_CHARS
+    assert chunks[0].text == "Words before the blob."
+    assert chunks[-1].text.endswith("Words after the blob.")

@@ -6,6 +6,14 @@ maps back exactly, and it re-tokenizes to the same tokens: WordPiece encodes eac
 its own, and a prefix of a word keeps that word's first pieces. Only a single word longer than a chunk
 is cut inside, and a piece starting inside a word is re-tokenized to check its size, since its first
 pieces change.
+
+No chunk is longer than MAX_CHUNK_CHARS characters, whatever the text. A tokenizer may give one token to
+a whole run of characters (WordPiece turns any word over 100 characters into a single [UNK], so a 4 MB
+file without a space would be one token), and a few tokens may sit far apart across blank space. So a
+token longer than _MAX_TOKEN_CHARS is split into pieces of at most that many characters (each over 100,
+so each still re-tokenizes to one [UNK]), and a section is cut before a token wherever the chunk_size
+tokens ending there would span more than MAX_CHUNK_CHARS. Ordinary text never meets either bound: the
+largest chunk_size of ordinary prose spans well under MAX_CHUNK_CHARS.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from semantik.core.pipeline.tokens import TextTokenizer, TokenSpans
 
 MIN_CHUNK_SIZE = 16
 MAX_CHUNK_SIZE = 8192
+MAX_CHUNK_CHARS = 64 * 1024
+_MAX_TOKEN_CHARS = 1024
 
 # Separator hierarchy of the recursive strategy, coarsest first: a piece still too large is split at the
 # next level. A piece may begin at the token holding the first character after a match (a byte-level BPE
@@ -34,7 +44,6 @@ _SEPARATORS = (
 _WORD_LEVEL = len(_SEPARATORS)
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
 
 _Span = tuple[int, int]
 """Tokens [begin, end) of the document."""
@@ -94,6 +103,7 @@ def chunk_text(text: str, config: ChunkingConfig, tokenizer: TextTokenizer) -> l
         sections = _markdown_sections(document)
     else:
         sections = [((0, len(document)), None)]
+    sections = [(part, heading) for section, heading in sections for part in document.bounded(section, size)]
     chunks: list[tuple[_Span, str | None]] = []
     for section, heading in sections:
         if config.strategy == ChunkStrategy.FIXED:
@@ -109,11 +119,10 @@ class _Document:
 
     def __init__(self, text: str, spans: TokenSpans, tokenizer: TextTokenizer) -> None:
         self.text = text
-        self.offsets = spans.offsets
-        self.word_starts = spans.word_starts
-        self.token_ends = [end for _, end in spans.offsets]
+        self.offsets, self.word_starts = _split_long_tokens(spans)
+        self.token_ends = [end for _, end in self.offsets]
         self._tokenizer = tokenizer
-        self._word_start_tokens = list(compress(range(len(spans)), spans.word_starts))
+        self._word_start_tokens = list(compress(range(len(self.offsets)), self.word_starts))
         self._level_starts: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
@@ -155,10 +164,42 @@ class _Document:
             end = max(begin + 1, end - excess)
         return end
 
+    def bounded(self, section: _Span, size: int) -> list[_Span]:
+        """The section cut so that no `size` consecutive tokens in a part span more than MAX_CHUNK_CHARS
+        characters: at a word start where one will do, else at the token that would overflow."""
+        begin, end = section
+        if self.token_ends[end - 1] - self.offsets[begin][0] <= MAX_CHUNK_CHARS:
+            return [section]
+        cuts = [begin]
+        for token in range(begin, end):
+            first = max(cuts[-1], token - size + 1)
+            if self.token_ends[token] - self.offsets[first][0] > MAX_CHUNK_CHARS:
+                cut = self.last_word_start(cuts[-1], token)
+                if cut is None or self.token_ends[token] - self.offsets[cut][0] > MAX_CHUNK_CHARS:
+                    cut = token
+                cuts.append(cut)
+        return list(pairwise([*cuts, end]))
+
     def chunk(self, index: int, tokens: _Span, heading: str | None) -> Chunk:
         begin, end = tokens
         start, stop = self.offsets[begin][0], self.offsets[end - 1][1]
         return Chunk(index, self.text[start:stop], start, stop, end - begin, heading)
+
+
+def _split_long_tokens(spans: TokenSpans) -> tuple[list[tuple[int, int]], list[bool]]:
+    """The tokens with each one longer than _MAX_TOKEN_CHARS split into even pieces of at most that many
+    characters; only its first piece starts a word."""
+    offsets, word_starts = list(spans.offsets), list(spans.word_starts)
+    if all(end - start <= _MAX_TOKEN_CHARS for start, end in offsets):
+        return offsets, word_starts
+    split_offsets: list[tuple[int, int]] = []
+    split_starts: list[bool] = []
+    for (start, end), word_start in zip(offsets, word_starts, strict=True):
+        pieces = -(-(end - start) // _MAX_TOKEN_CHARS)
+        bounds = [start + (end - start) * piece // pieces for piece in range(pieces + 1)]
+        split_offsets += pairwise(bounds)
+        split_starts += [word_start] + [False] * (pieces - 1)
+    return split_offsets, split_starts
 
 
 def _fixed(document: _Document, section: _Span, size: int, overlap: int) -> list[_Span]:
@@ -261,11 +302,32 @@ def _atx_headings(text: str) -> Iterator[tuple[int, int, str]]:
                 fence = None
         elif fence_match and not (fence_match[1][0] == "`" and "`" in fence_match[2]):
             fence = fence_match[1]
-        elif heading := _HEADING.fullmatch(line.rstrip()):
-            yield position, len(heading[1]), (heading[2] or "").strip()
+        elif (heading := _atx_heading(line.rstrip())) is not None:
+            yield position, heading[0], heading[1].strip()
         position += len(line) + 1
 
 
 def _closes(fence: str, line: re.Match[str]) -> bool:
     marker, rest = line[1], line[2]
     return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line without trailing whitespace, else None: up to three spaces,
+    one to six "#", then nothing or blanks and the title, less a closing run of "#" after a blank.
+
+    A hand-written scan: the regular expression it replaces backtracked quadratically over blanks."""
+    indent = len(line) - len(line.lstrip(" "))
+    hashes = len(line) - indent - len(line[indent:].lstrip("#"))
+    if indent > 3 or not 1 <= hashes <= 6:
+        return None
+    rest = line[indent + hashes :]
+    if not rest:
+        return hashes, ""
+    if rest[0] not in " \t":
+        return None
+    title = rest.lstrip(" \t")
+    closed = title.rstrip("#")
+    if len(closed) < len(title) and closed[-1:] in (" ", "\t"):
+        title = closed.rstrip(" \t")
+    return hashes, title
