@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from semantik.core.services.search import make_snippet, query_terms
+from semantik.core.services.search import MAX_SNIPPET_TERMS, SNIPPET_CHARS, make_snippet, query_terms
 from semantik.core.store.vectors import SearchFilter, ancestor_dirs, build_filter, extension_of
 
 
@@ -21,6 +21,37 @@ def test_short_text_is_the_whole_snippet() -> None:
     snippet, spans = make_snippet("Rotate keys  every\n90 days.", "rotate keys")
     assert snippet == "Rotate keys every 90 days."
     assert [snippet[a:b] for a, b in spans] == ["Rotate", "keys"]
+
+
+def test_snippet_window_starts_before_the_densest_run_of_query_words() -> None:
+    lone = "keys " + "filler text goes on. " * 30
+    dense = "rotate keys, rotate keys and rotate keys again. "
+    text = lone + dense + "more filler here. " * 30
+    snippet, spans = make_snippet(text, "rotate keys", width=100)
+    # A quarter of the width before the first word of the densest run, which holds six of the words.
+    start = len(lone) - 25
+    assert snippet == "…" + " ".join(text[start : start + 100].split()) + "…"
+    assert sum(1 for a, b in spans if snippet[a:b].lower() in {"rotate", "keys"}) == 6
+
+
+def test_snippet_marks_words_that_start_with_a_query_word_whatever_their_case() -> None:
+    snippet, spans = make_snippet("NOTICES and notice_file, but not prenotice or profile.", "notice file")
+    assert [snippet[a:b] for a, b in spans] == ["NOTICES", "notice_file"]
+
+
+def test_a_huge_chunk_gives_a_bounded_snippet() -> None:
+    text = "x" * 4_000_000 + " rotate the keys"
+    snippet, _ = make_snippet(text, "rotate keys")
+    assert len(snippet) <= SNIPPET_CHARS + 2
+    assert snippet.endswith("…")
+
+
+def test_many_query_words_are_bounded() -> None:
+    query = " ".join(f"term{i:04}" for i in range(1000))
+    snippet, spans = make_snippet("term0001 and term0999 and term0005", query)
+    # Only the first MAX_SNIPPET_TERMS distinct query words are looked for.
+    assert MAX_SNIPPET_TERMS < 999
+    assert [snippet[a:b] for a, b in spans] == ["term0001", "term0005"]
 
 
 def test_path_helpers() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,12 @@ from semantik.core.services.collections import load_collection
 from semantik.core.store.vectors import SearchFilter
 
 SNIPPET_CHARS = 320
+# Bounds on the work a snippet costs on the event loop, whatever the chunk or the query holds.
+SNIPPET_SCAN_CHARS = 64 * 1024
+MAX_SNIPPET_TERMS = 32
+# Single quantifiers over one character class: linear in the text.
 WORD = re.compile(r"\w{3,}", re.UNICODE)
+_WORD_RUN = re.compile(r"\w+")
 STOPWORDS = frozenset(
     [
         "the",
@@ -116,23 +122,45 @@ def query_terms(query: str) -> list[str]:
 
 
 def make_snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
-    """A window of the chunk centred on the densest run of query words, with their spans marked."""
-    terms = query_terms(query)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE) if terms else None
-    matches = list(pattern.finditer(text)) if pattern else []
+    """A window of the chunk centred on the densest run of query words, with their spans marked.
+
+    It runs on the event loop for every hit, so it is linear: one scan for the words, a sliding window
+    for the densest run, and only the first SNIPPET_SCAN_CHARS of a chunk are searched.
+    """
+    terms = tuple(dict.fromkeys(query_terms(query)))[:MAX_SNIPPET_TERMS]
     if len(text) <= width:
         start = 0
-    elif matches:
-        best = max(matches, key=lambda m: sum(1 for o in matches if 0 <= o.start() - m.start() < width))
-        start = max(0, min(best.start() - width // 4, len(text) - width))
     else:
-        start = 0
+        starts = [begin for begin, _ in _term_words(text[:SNIPPET_SCAN_CHARS], terms)]
+        start = max(0, min(_densest(starts, width) - width // 4, len(text) - width)) if starts else 0
     window = text[start : start + width]
     prefix = "…" if start > 0 else ""
     suffix = "…" if start + width < len(text) else ""
     snippet = prefix + " ".join(window.split()) + suffix
-    spans = [(m.start(), m.end()) for m in pattern.finditer(snippet)] if pattern else []
-    return snippet, spans
+    return snippet, list(_term_words(snippet, terms))
+
+
+def _term_words(text: str, terms: tuple[str, ...]) -> Iterator[tuple[int, int]]:
+    """Spans of the words (runs of word characters) that start with a query term, ignoring case."""
+    if not terms:
+        return
+    longest = max(map(len, terms))
+    for word in _WORD_RUN.finditer(text):
+        begin = word.start()
+        # Only the head of a word can match, so a giant word costs no more than a short one.
+        if text[begin : min(begin + longest, word.end())].lower().startswith(terms):
+            yield begin, word.end()
+
+
+def _densest(starts: list[int], width: int) -> int:
+    """The first of the (sorted) positions that begins the window of `width` holding the most of them."""
+    best, most, following = starts[0], 0, 0
+    for index, begin in enumerate(starts):
+        while following < len(starts) and starts[following] - begin < width:
+            following += 1
+        if following - index > most:
+            best, most = begin, following - index
+    return best
 
 
 def _hit(score: float, payload: dict[str, Any], query: str) -> Hit:
