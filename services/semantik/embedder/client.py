@@ -18,7 +18,6 @@ import numpy as np
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.errors import BackendUnavailableError, InvalidInputError, SemantikError
 from semantik.core.http_errors import error_parts
-from semantik.embedder.engine import TextTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +135,10 @@ def _error_from(response: httpx.Response) -> SemantikError:
             f"the embedder at {response.request.url.host} refused the token (SEMANTIK_EMBEDDER_TOKEN): {message}"
         )
     if response.status_code == 507:
+        # Imported here: the engine module pulls in torch (seconds), which a gateway or worker that only
+        # talks to an embedder over HTTP never needs otherwise.
+        from semantik.embedder.engine import TextTooLargeError
+
         return TextTooLargeError(message)
     if 400 <= response.status_code < 500:
         return InvalidInputError(f"embedder rejected the request: {message}", field=field)
