@@ -1,5 +1,6 @@
-"""A folder of hostile files beside good ones: `semantik index` (the real CLI, embedded mode) finishes,
-records each hostile file's failure with its reason, and the good files stay searchable."""
+"""A folder of hostile files beside good ones: `semantik index` (the real CLI, embedded mode) and a service-mode
+stack (gateway, embedder and a worker as real processes over real Redis and PostgreSQL) both finish, record
+each hostile file's failure with its reason, and keep the good files searchable."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.hostile import (
@@ -21,6 +25,8 @@ from tests.support.hostile import (
     HostileCorpus,
     build_hostile_corpus,
 )
+from tests.support.servers import drop_postgres_database, fresh_postgres_database, private_server
+from tests.support.stack import Stack, free_port, wait_for_operation
 
 SEMANTIK = [sys.executable, "-m", "semantik.cli"]
 # Small limits keep the test fast; the defaults are 30 s and 1 GiB.
@@ -32,6 +38,13 @@ LIMITS = {
 }
 FAILURE_LINE = re.compile(r"^  (\S+): (.+)$")
 INDEXED_LINE = re.compile(r"^Indexed (\d+) files")
+
+
+QUERIES = [
+    ("how do I rotate api keys", "keys.md"),
+    ("the pager fires at night, acknowledge the alert", "oncall.html"),
+    ("how many days of paid leave do employees get", "vacation.txt"),
+]
 
 
 def run(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -74,11 +87,7 @@ def test_index_finishes_records_reasons_and_good_files_stay_searchable(corpus: H
     assert wrong == {}, result.stdout
     assert re.search(r"\d+ files could not be indexed", result.stdout)
 
-    for query, path in [
-        ("how do I rotate api keys", "keys.md"),
-        ("the pager fires at night, acknowledge the alert", "oncall.html"),
-        ("how many days of paid leave do employees get", "vacation.txt"),
-    ]:
+    for query, path in QUERIES:
         search = run("search", "hostile", query, "-k", "3", "--json", data_dir=data, timeout=120)
         assert search.returncode == 0, search.stderr[-3000:]
         assert json.loads(search.stdout)["hits"][0]["path"] == path, search.stdout
@@ -87,3 +96,55 @@ def test_index_finishes_records_reasons_and_good_files_stay_searchable(corpus: H
     leaked = run("search", "hostile", "where are the launch codes kept", "-k", "10", "--json", data_dir=data)
     assert all("launch codes" not in hit.get("snippet", "") for hit in json.loads(leaked.stdout)["hits"])
     assert all(hit["path"] != "escape.txt" for hit in json.loads(leaked.stdout)["hits"])
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    with (
+        private_server("postgres.sh", "SEMANTIK_TEST_POSTGRES_URL") as postgres,
+        private_server("redis.sh", "SEMANTIK_TEST_REDIS_URL") as redis,
+    ):
+        database = await fresh_postgres_database(postgres)
+        # The gateway plans with its own max_file_bytes; the worker extracts under its own limits.
+        service = Stack(
+            workdir=tmp_path, redis_url=redis, database_url=database, embedder_port=free_port(), gateway_env=LIMITS
+        )
+        try:
+            service.start_embedder()
+            service.start_gateway()
+            service.start_worker(LIMITS)
+            yield service
+        finally:
+            service.stop_all()
+            await drop_postgres_database(database)
+
+
+def test_service_mode_worker_records_reasons_and_good_files_stay_searchable(
+    corpus: HostileCorpus, stack: Stack
+) -> None:
+    with stack.api() as client, Grower(corpus.root / "grows.txt"):
+        created = client.post("/api/v1/collections", json={"name": "hostile", "source_path": str(corpus.root)})
+        assert created.status_code == 201, created.text
+        started = client.post("/api/v1/collections/hostile/index", json={"full": True})
+        assert started.status_code == 202, started.text
+        finished = wait_for_operation(client, started.json()["operation_id"], timeout=400)
+    assert finished["status"] == "succeeded", (finished, stack.logs())
+
+    with stack.api() as client:
+        items = client.get("/api/v1/collections/hostile/documents", params={"limit": 1000}).json()["items"]
+        found = {d["path"]: "indexed" if d["status"] == "indexed" else d["error"] for d in items}
+        found.update({path: SKIPPED for path in corpus.expected if path not in found})
+        wrong = {path: got for path, got in found.items() if not corpus.expected[path].match(got or "")}
+        assert wrong == {}, stack.logs()
+
+        for query, path in QUERIES:
+            hits = search(client, query)
+            assert hits[0]["path"] == path, hits
+        assert all(hit["path"] != "escape.txt" for hit in search(client, "where are the launch codes kept"))
+
+
+def search(client: httpx.Client, query: str) -> list[dict[str, Any]]:
+    response = client.post("/api/v1/collections/hostile/search", json={"query": query, "k": 5})
+    assert response.status_code == 200, response.text
+    hits: list[dict[str, Any]] = response.json()["hits"]
+    return hits

@@ -20,9 +20,10 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from semantik.core.embedding import Embedder, TextKind
-from semantik.core.errors import BackendUnavailableError, ConflictError, NotFoundError
+from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.batch import (
     IndexTarget,
+    PreparedFile,
     build_updates,
     failed_record,
     group_files,
@@ -222,11 +223,10 @@ async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tup
     unreadable = [(file.relpath, outcome) for file, outcome in hashed if isinstance(outcome, str)]
     readable = [outcome for _, outcome in hashed if isinstance(outcome, HashedFile)]
     prepared = await asyncio.to_thread(prepare_files, readable, target.chunking, extraction, target.max_file_bytes)
-    texts = texts_to_embed(prepared)
     embedding_started = time.perf_counter()
-    embeddings = await embedder.embed(texts, TextKind.DOCUMENT)
+    vectors = await _embed(embedder, prepared)
     embed_seconds = time.perf_counter() - embedding_started
-    updates, _ = build_updates(target.name, prepared, list(embeddings.vectors), {})
+    updates, _ = build_updates(target.name, prepared, vectors, {})
     documents = [_document(update) for update in updates]
     documents += [_failed_document(path, reason) for path, reason in gone + unreadable]
     return {
@@ -234,6 +234,26 @@ async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tup
         "extract_seconds": embedding_started - started,
         "embed_seconds": embed_seconds,
     }
+
+
+async def _embed(embedder: Embedder, prepared: list[PreparedFile]) -> list[Any]:
+    """Vectors of the prepared files' chunks, in `texts_to_embed` order; a file whose text the embedder
+    refuses is marked failed with the embedder's reason."""
+    try:
+        return list((await embedder.embed(texts_to_embed(prepared), TextKind.DOCUMENT)).vectors)
+    except InvalidInputError:
+        pass
+    # One file's text refused (longer than the embedder's cap, say) would otherwise fail the batch, try
+    # after try, and every good file in it: embed file by file to find which.
+    vectors: list[Any] = []  # rows of the embedder's arrays
+    for item in prepared:
+        if item.failure is not None:
+            continue
+        try:
+            vectors += list((await embedder.embed([c.text for c in item.chunks], TextKind.DOCUMENT)).vectors)
+        except InvalidInputError as exc:
+            item.failure = f"the embedder refused its text ({exc.message})"
+    return vectors
 
 
 def _document(update: DocumentUpdate) -> dict[str, Any]:
