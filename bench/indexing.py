@@ -19,6 +19,9 @@ from qdrant_client import AsyncQdrantClient
 from bench.report import latency_line, peak_rss_mib, percentile
 from semantik.core.context import open_semantik
 from semantik.core.embedding import TextKind
+from semantik.core.pipeline.chunk import ChunkingConfig
+from semantik.core.pipeline.sandbox import ExtractionPool, FileRequest, extract_and_chunk
+from semantik.core.pipeline.tokens import load_tokenizer
 from semantik.core.services import collections, indexing
 from semantik.core.settings import Settings
 
@@ -66,6 +69,7 @@ async def main() -> None:
         corpus = Path(tmp) / "corpus"
         generate_corpus(corpus)
         settings = Settings(data_dir=Path(tmp) / "data")
+        await asyncio.to_thread(extraction_throughput, corpus, settings)
         async with open_semantik(settings) as app:
             embedder = await app.embedder()
             await embedder.embed(["warm-up"] * 8)
@@ -109,6 +113,35 @@ async def main() -> None:
         ratio = percentile(gateway, 50) / percentile(direct, 50)
         print(f"ratio gateway p50 / direct p50: {ratio:.1f}")
         print(f"peak RSS of the bench process: {peak_rss_mib():.0f} MiB")
+
+
+def extraction_throughput(corpus: Path, settings: Settings) -> None:
+    """Reading, extracting and chunking in the sandbox's processes beside the same work in this process."""
+    tokenizer = load_tokenizer(settings.resolved_model_path)
+    requests = [
+        FileRequest(str(path), path.name, settings.max_file_bytes, ChunkingConfig())
+        for path in sorted(corpus.rglob("*"))
+        if path.is_file()
+    ]
+    limits = settings.extraction_limits
+    started = time.perf_counter()
+    for request in requests:
+        extract_and_chunk(request, tokenizer, limits.max_text_chars)
+    in_process = time.perf_counter() - started
+    with ExtractionPool(tokenizer, limits) as pool:
+        started = time.perf_counter()
+        pool.prepare(requests[: limits.processes * 8])  # starts every process
+        warm_up = time.perf_counter() - started
+        started = time.perf_counter()
+        pool.prepare(requests)
+        pooled = time.perf_counter() - started
+    files = len(requests)
+    print(f"{'extract+chunk in this process':<44} {files / in_process:8.1f} files/s  ({in_process:.2f} s)")
+    print(
+        f"{f'extract+chunk in the sandbox ({limits.processes} processes)':<44} {files / pooled:8.1f} files/s  "
+        f"({pooled:.2f} s; first start {warm_up:.2f} s)"
+    )
+    print(f"ratio sandbox / in-process: {in_process / pooled:.2f}")
 
 
 async def all_chunk_texts(client: AsyncQdrantClient, name: str) -> list[str]:
