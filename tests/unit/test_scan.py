@@ -186,14 +186,22 @@ def test_symlink_loops_do_not_hang(tmp_path: Path) -> None:
     (tmp_path / "pong").symlink_to(tmp_path / "ping")
     (tmp_path / "self").symlink_to(tmp_path / "self")
 
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+
     result = scan(tmp_path)
 
     assert [f.relpath for f in result.files] == ["a/file.txt"]
-    assert result.rejected == []
+    # The folder link is listed under its own path; the others have no file behind them to list.
+    assert result.rejected == [
+        RejectedFile("dangling", "symlink to nothing"),
+        RejectedFile("ping", "symlink loop"),
+        RejectedFile("pong", "symlink loop"),
+        RejectedFile("self", "symlink loop"),
+    ]
 
 
 @pytest.mark.timeout(10)
-def test_fifos_and_sockets_are_skipped(tmp_path: Path) -> None:
+def test_fifos_and_sockets_are_rejected_unopened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.txt")
     (tmp_path / "real.txt").write_text("x")
     with socket.socket(socket.AF_UNIX) as server:
@@ -202,7 +210,10 @@ def test_fifos_and_sockets_are_skipped(tmp_path: Path) -> None:
         result = scan(tmp_path)
 
     assert [f.relpath for f in result.files] == ["real.txt"]
-    assert result.rejected == []
+    assert result.rejected == [
+        RejectedFile("pipe.txt", "not a regular file (a FIFO)"),
+        RejectedFile("sock.txt", "not a regular file (a socket)"),
+    ]
 
 
 def test_file_without_permissions_is_still_listed(tmp_path: Path) -> None:

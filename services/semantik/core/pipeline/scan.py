@@ -13,7 +13,8 @@ paths, so `**/*.log` excludes `.github/x.log` too. Version-control, dependency a
 The scan never follows a symbolic link: linked folders are not entered and linked files are not
 listed. A link that points inside the root is skipped silently (its target is listed under its own
 path, so nothing is indexed twice); one that points outside is rejected, so nothing outside the root
-is ever read. Only regular files are listed: a FIFO, socket or device is never opened.
+is ever read, and so is a link in a loop or to nothing. Only regular files are listed: a FIFO, socket
+or device is never opened, and is rejected with what it is.
 
 A subfolder that cannot be listed is rejected (unless the exclude globs cover it) rather than silently
 missing, since its documents would otherwise look deleted; an unreadable root raises.
@@ -21,6 +22,7 @@ missing, since its documents would otherwise look deleted; an unreadable root ra
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -176,12 +178,25 @@ def _inspect(root: Path, path: Path, relpath: str, max_file_bytes: int) -> Scann
         # realpath (not Path.resolve) because it does not raise on a symlink loop in Python 3.11.
         if not Path(os.path.realpath(path)).is_relative_to(root):
             return RejectedFile(relpath, "symlink points outside the root")
+        try:
+            path.stat()
+        except OSError as exc:
+            # Nothing inside the root lists it under another path, so it would vanish without a word.
+            return RejectedFile(relpath, "symlink loop" if exc.errno == errno.ELOOP else "symlink to nothing")
         return None
     if not stat.S_ISREG(info.st_mode):
-        return None
+        return RejectedFile(relpath, f"not a regular file ({_special_kind(info.st_mode)})")
     if info.st_size > max_file_bytes:
         return RejectedFile(relpath, f"larger than the {max_file_bytes}-byte limit ({info.st_size} bytes)")
     return ScannedFile(relpath, path, info.st_size, info.st_mtime)
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def _strerror(exc: OSError) -> str:
