@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
 from semantik.core.settings import Settings, is_loopback
 from semantik.embedder.settings import EmbedderSettings
 from semantik.worker.config import WorkerConfig
@@ -77,3 +78,10 @@ def test_service_mode_needs_redis() -> None:
     with pytest.raises(ValidationError, match="SEMANTIK_REDIS_URL"):
         Settings(mode="service")
     assert Settings(mode="service", redis_url="redis://redis:6379/0").mode == "service"
+
+
+def test_the_embedder_takes_every_chunk_an_indexer_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lower cap would fail, in service mode only, every file with a long run of text without spaces.
+    monkeypatch.delenv("SEMANTIK_EMBEDDER_MAX_TEXT_CHARS", raising=False)
+
+    assert EmbedderSettings().max_text_chars >= MAX_CHUNK_CHARS

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantik.core.embedding import Precision
+from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
 from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path
 
 
@@ -30,7 +31,10 @@ class EmbedderSettings(BaseSettings):
     max_queue_texts: int = Field(default=8192, ge=1, description="Texts waiting; beyond it: 503.")
     max_request_texts: int = Field(default=2048, ge=1, description="Texts in one request.")
     max_text_chars: int = Field(
-        default=32768, ge=1, description="Characters of one text; a longer one is refused before tokenizing."
+        default=MAX_CHUNK_CHARS,
+        ge=1,
+        description="Characters of one text; a longer one is refused before tokenizing. The default is the "
+        "chunker's own bound, so every chunk an indexer makes is accepted.",
     )
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Bytes of one request body; a larger one gets 413 unread."
