@@ -16,6 +16,7 @@ from semantik.core.settings import Settings
 from semantik.gateway.app import create_app
 from tests.integration.conftest import CountingEmbedder
 from tests.support.corpus import COMMON_LICENSES, KEYS_MD, VACATION_TXT
+from tests.support.servers import serve_in_process
 
 
 @pytest.fixture
@@ -291,27 +292,9 @@ INTERNAL_TOKEN = "internal-secret"
 @pytest.fixture
 async def served_gateway(tmp_path: Path, embedder: CountingEmbedder) -> AsyncIterator[str]:
     """A gateway off loopback (API keys required, the internal API on) listening on a real port."""
-    import socket
-
-    import uvicorn
-
     settings = Settings(data_dir=tmp_path / "data", host="0.0.0.0", internal_token=INTERNAL_TOKEN)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, embedder=embedder), port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-        for _ in range(1200):  # uvicorn sets a flag, not an event
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "the gateway did not start in 60 s"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with serve_in_process(create_app(settings, embedder=embedder)) as url:
+        yield url
 
 
 async def chunks_of(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:

@@ -4,8 +4,6 @@ stays unlimited, and a worker refuses an operation whose folder lies outside its
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from arq.connections import RedisSettings, create_pool
 
 from semantik.core.context import open_semantik
@@ -27,7 +24,7 @@ from tests.integration.conftest import CountingEmbedder
 from tests.integration.test_gateway import assert_error, open_client, wait_for
 from tests.support.corpus import KEYS_MD
 from tests.support.indexing import index_folder
-from tests.support.servers import drop_postgres_database, fresh_postgres_database
+from tests.support.servers import drop_postgres_database, fresh_postgres_database, serve_in_process
 
 
 @dataclass(frozen=True)
@@ -136,13 +133,6 @@ async def test_no_roots_refuses_every_rest_path(tmp_path: Path, folders: Folders
 # --- The worker checks again, where the folder is mounted ---
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def service_gateway(
     tmp_path: Path, folders: Folders, postgres_url: str, redis_url: str, embedder: CountingEmbedder
@@ -157,19 +147,10 @@ async def service_gateway(
         internal_token="internal-secret",
         source_roots=[folders.root],
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=embedder), port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
     try:
-        for _ in range(600):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "the gateway did not start"
-        yield f"http://127.0.0.1:{port}"
+        async with serve_in_process(create_app(settings, embedder=embedder)) as url:
+            yield url
     finally:
-        server.should_exit = True
-        await serving
         await drop_postgres_database(database)
 
 

@@ -47,14 +47,15 @@ def _zeros_deflated(total: int) -> bytes:
     return b"".join([*out, compressor.flush()])
 
 
-def write_pdf_bomb(path: Path, expanded: int) -> None:
-    """A one-page PDF whose content stream inflates to `expanded` bytes, built by hand with zlib."""
-    stream = _zeros_deflated(expanded)
+def pdf_with_stream(deflated: bytes) -> bytes:
+    """A one-page PDF whose content stream is `deflated` (FlateDecode), written by hand so its size is exact."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(deflated) + deflated + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     body = bytearray(b"%PDF-1.7\n")
     offsets = []
@@ -65,7 +66,12 @@ def write_pdf_bomb(path: Path, expanded: int) -> None:
     body += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     body += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     body += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(body))
+    return bytes(body)
+
+
+def write_pdf_bomb(path: Path, expanded: int) -> None:
+    """A one-page PDF whose content stream inflates to `expanded` bytes."""
+    path.write_bytes(pdf_with_stream(_zeros_deflated(expanded)))
 
 
 def write_docx_bomb(path: Path, expanded: int, *, lie: bool) -> None:

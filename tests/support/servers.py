@@ -6,17 +6,21 @@ SEMANTIK_TEST_POSTGRES_URL and SEMANTIK_TEST_REDIS_URL; a bare `pytest` starts i
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
+import uvicorn
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
 
@@ -108,3 +112,24 @@ async def drop_postgres_database(database_url: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def serve_in_process(app: ASGIApp, *, start_timeout: float = 60) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free loopback port in this event loop; yields its base URL. A real
+    socket, so Content-Length, chunked uploads and other processes' clients are real."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(int(start_timeout / 0.05)):  # uvicorn sets a flag, not an event
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, f"the app did not start in {start_timeout:.0f} s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving

@@ -22,6 +22,7 @@ from semantik.core.pipeline.extract import (
     read_and_extract,
     read_regular_file,
 )
+from tests.support.hostile import pdf_with_stream
 
 APACHE_LICENSE = Path("/usr/share/common-licenses/Apache-2.0")
 PAGE_ONE = ["The quick brown fox jumps over the lazy dog.", "Semantic search finds meaning, not words."]
@@ -265,26 +266,7 @@ def test_a_docx_with_a_media_part_still_yields_its_text() -> None:
 
 
 def pdf_with_content(content: bytes) -> bytes:
-    """A one-page PDF whose content stream is `content`, deflated; written by hand so its size is exact."""
-    stream = zlib.compress(content, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_with_stream(zlib.compress(content, 9))
 
 
 def test_a_pdf_stream_that_inflates_past_the_limit_fails_the_file() -> None:

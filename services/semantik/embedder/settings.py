@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -10,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantik.core.embedding import Precision
 from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
-from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path
+from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path, is_loopback
 
 
 class EmbedderSettings(BaseSettings):
@@ -48,19 +47,10 @@ class EmbedderSettings(BaseSettings):
     @model_validator(mode="after")
     def _listening_beyond_this_host_needs_a_token(self) -> EmbedderSettings:
         # Any pod that reaches an open embedder can burn its GPU: off this host, a token is required.
-        if self.token is None and not _is_loopback(self.host):
+        if self.token is None and not is_loopback(self.host):
             raise ValueError(f"SEMANTIK_EMBEDDER_TOKEN is required when the embedder listens on {self.host}")
         return self
 
     @property
     def resolved_model_path(self) -> Path:
         return (self.model_path or bundled_model_path()).expanduser()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
