@@ -23,19 +23,15 @@ from semantik_operator.settings import OperatorSettings
 from tests.support.chart import (
     CHART,
     CI_VALUES,
-    HELM_MISSING_REASON,
     ROOT,
     containers,
     env_of,
     find,
     helm,
-    helm_path,
     pod_spec,
     template,
     workloads,
 )
-
-pytestmark = pytest.mark.skipif(helm_path() is None, reason=HELM_MISSING_REASON)
 
 KUBERNETES_VERSION = "1.36.0"  # the schemas kubernetes-validate has for hack/controlplane's v1.36.x
 # Kinds of other projects' CRDs, which no Kubernetes schema knows; tests below check their shape.

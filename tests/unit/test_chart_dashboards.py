@@ -19,10 +19,8 @@ import pytest
 from tests.support.chart import (
     CHART,
     DASHBOARDS,
-    HELM_MISSING_REASON,
     exported_names,
     find,
-    helm_path,
     panel_exprs,
     promql_metric_names,
     template,
@@ -123,7 +121,6 @@ def test_dashboards_are_wellformed_and_cover_their_subjects() -> None:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
 
 
-@pytest.mark.skipif(helm_path() is None, reason=HELM_MISSING_REASON)
 def test_the_chart_ships_each_dashboard_in_a_labelled_config_map() -> None:
     objects = template(CHART / "ci" / "everything-values.yaml")
     for path in DASHBOARDS:

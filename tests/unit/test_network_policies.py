@@ -14,9 +14,7 @@ from semantik_operator.builders.embedder import build_embedder_deployment
 from semantik_operator.builders.indexing import build_worker_job
 from semantik_operator.settings import OperatorSettings
 from semantik_operator.spec import CollectionSpec
-from tests.support.chart import CHART, CI_VALUES, HELM_MISSING_REASON, helm_path, template, workloads
-
-pytestmark = pytest.mark.skipif(helm_path() is None, reason=HELM_MISSING_REASON)
+from tests.support.chart import CHART, CI_VALUES, template, workloads
 
 Labels = dict[str, str]
 PORTS = {"postgresql": 5432, "qdrant": 6333, "redis": 6379, "embedder": 8000, "gateway": 8080, "operator": 9091}
