@@ -46,7 +46,7 @@ def folders(tmp_path: Path) -> Folders:
     (docs / "keys.md").write_text(KEYS_MD)
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    (outside / "id_rsa").write_text("a stand-in for a private key: secret\n")
     (root / "escape").symlink_to(outside, target_is_directory=True)
     lookalike = tmp_path / "allowed-evil"
     lookalike.mkdir()
