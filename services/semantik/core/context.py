@@ -14,7 +14,7 @@ from semantik.core.db.engine import create_engine, migrate, session_factory
 from semantik.core.embedding import Embedder
 from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.tokens import TextTokenizer, load_tokenizer
-from semantik.core.settings import Settings
+from semantik.core.settings import Mode, Settings
 from semantik.core.store import metadata
 from semantik.core.store.vectors import VectorStore
 
@@ -108,9 +108,11 @@ async def open_semantik(
             path=settings.resolved_qdrant_path,
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
         )
-        if settings.qdrant_url is None:
-            # Local mode locks the store to this process, so an operation still marked active was cut
-            # off by a process that died: say so instead of blocking the collection forever.
+        if settings.qdrant_url is None and settings.mode is Mode.EMBEDDED:
+            # Local mode locks the store to this process, and in embedded mode this process runs every
+            # operation: one still marked active was cut off when a process died, so say so instead of
+            # blocking the collection forever. In service mode workers run them and outlive a gateway
+            # restart (the chart's qdrant.mode embedded): their operations go on.
             async with sessions.begin() as session:
                 interrupted = await metadata.fail_interrupted_operations(
                     session, "interrupted: the process running it stopped"
