@@ -11,12 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import CONTROLPLANE, GO_MISSING, GO_MISSING_REASON, Cluster
+from tests.cluster.conftest import CONTROLPLANE, Cluster
 
-pytestmark = [
-    pytest.mark.skipif(GO_MISSING, reason=GO_MISSING_REASON),
-    pytest.mark.timeout(180, func_only=True),
-]
+pytestmark = [pytest.mark.timeout(180, func_only=True)]
 
 GPU = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
