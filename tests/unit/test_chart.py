@@ -51,6 +51,7 @@ def test_every_ci_values_file_is_there() -> None:
         "everything-values.yaml",
         "external-databases-values.yaml",
         "gpu-embedders-values.yaml",
+        "node-values.yaml",
     ]
 
 

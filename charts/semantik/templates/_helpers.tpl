@@ -135,29 +135,42 @@ include "semantik.keptSecretValue" (dict "root" . "name" NAME "key" KEY "generat
 {{- else }}database-url{{ end }}
 {{- end }}
 
+{{/* SEMANTIK_QDRANT_URL; empty in embedded mode, where the gateway keeps Qdrant's local-mode store itself. */}}
 {{- define "semantik.qdrantUrl" -}}
-{{- if .Values.qdrant.enabled }}
+{{- $mode := .Values.qdrant.mode }}
+{{- if eq $mode "statefulset" }}
 {{- printf "http://%s:6333" (include "semantik.componentName" (list . "qdrant")) }}
-{{- else }}
-{{- required "qdrant.external.url is required when qdrant.enabled is false" .Values.qdrant.external.url }}
+{{- else if eq $mode "external" }}
+{{- required "qdrant.external.url is required when qdrant.mode is external" .Values.qdrant.external.url }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret and key of Qdrant's API key; empty when an external Qdrant has none. */}}
+{{/* The Secret and key of Qdrant's API key; empty in embedded mode and when an external Qdrant has none. */}}
 {{- define "semantik.qdrantSecret" -}}
-{{- if .Values.qdrant.enabled }}
+{{- $mode := .Values.qdrant.mode }}
+{{- if eq $mode "statefulset" }}
 {{- include "semantik.componentName" (list . "qdrant") }}
-{{- else if .Values.qdrant.external.existingSecret }}
+{{- else if eq $mode "external" }}
+{{- if .Values.qdrant.external.existingSecret }}
 {{- .Values.qdrant.external.existingSecret }}
 {{- else if .Values.qdrant.external.apiKey }}
 {{- include "semantik.componentName" (list . "qdrant-external") }}
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "semantik.qdrantSecretKey" -}}
-{{- if and (not .Values.qdrant.enabled) .Values.qdrant.external.existingSecret }}
+{{- if and (eq .Values.qdrant.mode "external") .Values.qdrant.external.existingSecret }}
 {{- .Values.qdrant.external.existingSecretKey }}
 {{- else }}api-key{{ end }}
+{{- end }}
+
+{{/*
+Embedded mode: the claim (or emptyDir) the gateway keeps its vector store on, mounted at /data; Qdrant's
+local mode locks its folder to one process, hence one gateway pod (the schema) replaced by Recreate.
+*/}}
+{{- define "semantik.gatewayDataClaim" -}}
+{{- include "semantik.componentName" (list . "gateway-data") }}
 {{- end }}
 
 {{/* The Secret whose key `redis-url` holds the Redis URL with its password (the chart's or the external one). */}}
