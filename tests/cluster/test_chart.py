@@ -233,6 +233,33 @@ def test_helm_install_refuses_a_wrong_value_with_the_schemas_message(
     assert "wrong" not in helm(cluster, "list", "-n", "chart-wrong", "-q").stdout.split()
 
 
+def test_an_upgrade_to_embedded_qdrant_swaps_the_stores_and_the_gateways_strategy(cluster: Cluster) -> None:
+    """statefulset -> embedded on a live release: the Qdrant server goes, the gateway gets its claim, one
+    replica and Recreate (the strategy's retainKeys patch drops the defaulted rollingUpdate Recreate forbids)."""
+    namespace, fullname = "chart-embedded", "modes-semantik"
+    helm(cluster, "install", "modes", str(CHART), "-n", namespace, "--create-namespace", "--set", "gateway.replicas=1")
+    assert cluster.get("deployment", f"{fullname}-gateway", "-n", namespace)["spec"]["strategy"]["type"] == (
+        "RollingUpdate"
+    )
+    embedded = ["--set", "qdrant.mode=embedded"]
+    refused = helm(cluster, "upgrade", "modes", str(CHART), "-n", namespace, *embedded, check=False)
+    assert refused.returncode != 0 and "at '/gateway/replicas': value must be 1" in refused.stderr, refused.stderr
+
+    helm(cluster, "upgrade", "modes", str(CHART), "-n", namespace, "--reuse-values", *embedded)
+    gateway = cluster.get("deployment", f"{fullname}-gateway", "-n", namespace)["spec"]
+    assert gateway["strategy"] == {"type": "Recreate"} and gateway["replicas"] == 1
+    volumes = {v["name"]: v for v in gateway["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{fullname}-gateway-data"
+    claim = cluster.get("pvc", f"{fullname}-gateway-data", "-n", namespace)
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert cluster.kubectl("get", "statefulset", f"{fullname}-qdrant", "-n", namespace, check=False).returncode != 0
+    assert cluster.kubectl("get", "networkpolicy", f"{fullname}-qdrant", "-n", namespace, check=False).returncode != 0
+    config = cluster.get("configmap", f"{fullname}-gateway", "-n", namespace)["data"]
+    assert "SEMANTIK_QDRANT_URL" not in config and config["SEMANTIK_QDRANT_PATH"] == "/data/qdrant"
+    helm(cluster, "uninstall", "modes", "-n", namespace, "--wait", check=False)
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
 def test_uninstall_removes_the_release_but_leaves_the_crds(cluster: Cluster) -> None:
     namespace = "chart-uninstall"
     installed = helm(cluster, "install", "gone", str(CHART), "-n", namespace, "--create-namespace")
