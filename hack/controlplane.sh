@@ -2,10 +2,12 @@
 # A real Kubernetes control plane for the cluster test tier (tests/cluster), built from Go modules: no
 # container engine, nothing downloaded but from the Go module proxy. Versions: hack/controlplane/versions.env.
 #   hack/controlplane.sh build         build etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-#                                      kubectl, kwok, kwokctl and helm once into ~/.cache/semantik/bin/<key>/
+#                                      kubectl, kwok, kwokctl, helm, and for a real node (hack/node.sh)
+#                                      kubelet, kube-proxy, coredns and crictl once into ~/.cache/semantik/bin/<key>/
 #   hack/controlplane.sh up [DIR]      build if needed, start the cluster (kwokctl --runtime binary: etcd,
 #                                      apiserver, controller-manager, scheduler, kwok) with its state in DIR,
-#                                      create the fake nodes cpu-0, cpu-1 and gpu-0; idempotent
+#                                      create the fake nodes (SEMANTIK_KWOK_NODES, default "cpu-0 cpu-1
+#                                      gpu-0"; empty: none, for a cluster of real nodes only); idempotent
 #   hack/controlplane.sh env [DIR]     print `export KUBECONFIG=...` and `export PATH=<bin>:$PATH`:
 #                                      eval "$(hack/controlplane.sh env)"
 #   hack/controlplane.sh down [DIR]    stop and delete the cluster (no-op when there is none)
@@ -19,10 +21,15 @@ source "$hack/controlplane/versions.env"
 
 modules="$hack/controlplane"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/semantik"
-key="k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+key="k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION-crictl-$CRICTL_VERSION"
 bin="$cache/bin/$key"
+# The key before CoreDNS and crictl joined it: its binaries are the same builds, linked into $bin, not rebuilt.
+previous_bin="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 cluster_name=semantik
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm kubelet kube-proxy
+  coredns crictl)
+# The fake nodes kwok drives (see nodes_manifest); empty for none.
+kwok_nodes="${SEMANTIK_KWOK_NODES-cpu-0 cpu-1 gpu-0}"
 
 # --- build ---------------------------------------------------------------------------------------
 
@@ -79,6 +86,10 @@ build_one() {
   if [[ -x $bin/$name ]]; then
     return 0
   fi
+  if [[ -x $previous_bin/$name ]]; then
+    ln -f "$previous_bin/$name" "$bin/$name" 2>/dev/null || cp -p "$previous_bin/$name" "$bin/$name"
+    return 0
+  fi
   started=$EPOCHREALTIME
   log "building $name"
   local tmp
@@ -103,6 +114,8 @@ go_build_etcd() {
 go_install() {
   GOBIN="$(dirname "$out")" go install -p 2 -ldflags "$2" "$1"
 }
+
+go_install_static() { CGO_ENABLED=0 go_install "$@"; }
 
 build() {
   command -v go >/dev/null || die "go is not installed"
@@ -134,6 +147,12 @@ build() {
   build_one kwok go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "$kwok_ldflags"
   build_one kwokctl go_install "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" "$kwok_ldflags"
   build_one helm go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$(helm_ldflags)"
+  build_one kubelet go_build_kube kubelet
+  build_one kube-proxy go_build_kube kube-proxy
+  # Static, as CoreDNS releases are: it runs alone in a FROM scratch image (hack/node.sh).
+  build_one coredns go_install_static "github.com/coredns/coredns@$COREDNS_VERSION" "-s -w"
+  build_one crictl go_install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" \
+    "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
   log "built ${missing[*]} in $(since "$started") in all"
   exec 8>&-
 }
@@ -147,7 +166,7 @@ build() {
 # given here.
 nodes_manifest() {
   local name labels taints resources
-  for name in cpu-0 cpu-1 gpu-0; do
+  for name in $kwok_nodes; do
     labels="type: kwok, kubernetes.io/hostname: $name, kubernetes.io/os: linux, kubernetes.io/arch: amd64"
     resources='cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi'
     taints=""
@@ -175,11 +194,29 @@ NODE
 
 kubectl_() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
+# The address a real node (hack/node.sh) and its pods reach the API server at: the source address of
+# the default route, else the first global IPv4 address.
+node_ip() {
+  local address
+  address="$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n 1)"
+  [[ -n $address ]] || address="$(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4; exit }')"
+  [[ -n $address ]] || die "no IPv4 address for the API server to advertise (no default route, no global address)"
+  echo "$address"
+}
+
 # kwokctl's settings: the binaries built above (without them it downloads release binaries) and every
 # port on loopback (its default is 0.0.0.0, for which it has no flag). No Stage objects are given, so
 # kwokctl hands kwok its default stages: nodes become Ready and keep a heartbeat; pods on them become
 # Running and Ready (pod-ready), pods owned by a Job then Succeeded (pod-complete), deleted pods go.
+# For a real node (hack/node.sh) beside the fake ones:
+# - kwok manages only the nodes annotated kwok.x-k8s.io/node=fake (ours are), not a kubelet's;
+# - the API server listens on every address and advertises the node IP, the `kubernetes` Service's
+#   endpoint, so pods reach it at 10.96.0.1:443 through kube-proxy; both are in its serving cert;
+# - it dials kubelets at their InternalIP with the admin certificate, which the kubelet checks against
+#   the cluster CA.
 kwokctl_config() {
+  local pki="$dir/clusters/$cluster_name/pki" address
+  address="$(node_ip)"
   cat <<CONFIG
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -193,6 +230,20 @@ options:
   kubeSchedulerBinary: $bin/kube-scheduler
   kwokControllerBinary: $bin/kwok
   kubectlBinary: $bin/kubectl
+  kubeApiserverCertSANs: [10.96.0.1, $address, kubernetes.default.svc, kubernetes.default.svc.cluster.local]
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+- name: kube-apiserver
+  extraArgs:
+  - {key: bind-address, value: 0.0.0.0, override: true}
+  - {key: advertise-address, value: "$address"}
+  - {key: service-cluster-ip-range, value: 10.96.0.0/16}
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+  - {key: kubelet-client-certificate, value: "$pki/admin.crt"}
+  - {key: kubelet-client-key, value: "$pki/admin.key"}
 CONFIG
 }
 
@@ -215,6 +266,7 @@ up() {
   fi
   echo "$key" >"$dir/key"
   kwokctl_config >"$dir/kwokctl.yaml"
+  node_ip >"$dir/node-ip" # what the API server advertises; hack/node.sh registers its node with it
   forget_dead_processes
   step=$EPOCHREALTIME
   # Creates the cluster, or starts the processes of one that exists and is not running (after a reboot).
@@ -230,11 +282,15 @@ up() {
     ((tries++ < 600)) || die "the API server did not become ready; see $dir/clusters/$cluster_name/logs/"
     sleep 0.1
   done
-  nodes_manifest | kubectl_ apply -f - >/dev/null
-  kubectl_ wait --for=condition=Ready node/cpu-0 node/cpu-1 node/gpu-0 --timeout=120s >/dev/null
+  if [[ -n ${kwok_nodes// /} ]]; then
+    local nodes=()
+    read -ra nodes <<<"$kwok_nodes"
+    nodes_manifest | kubectl_ apply -f - >/dev/null
+    kubectl_ wait --for=condition=Ready "${nodes[@]/#/node/}" --timeout=120s >/dev/null
+  fi
   # Pods are refused until the controller-manager has made the namespace's default service account.
   kubectl_ wait --for=create serviceaccount/default --namespace default --timeout=120s >/dev/null
-  log "API server ready, nodes cpu-0 cpu-1 gpu-0 Ready in $(since "$step")"
+  log "API server ready, fake nodes [${kwok_nodes}] Ready in $(since "$step")"
   log "cluster up in $(since "$started"): eval \"\$($0 env${dir_arg:+ $dir_arg})\""
 }
 
@@ -280,7 +336,7 @@ down_locked() {
     done <<<"$pids"
     log "cluster in $dir deleted in $(since "$started")"
   fi
-  rm -rf "$dir/clusters" "$dir/key" "$dir/kwokctl.yaml"
+  rm -rf "$dir/clusters" "$dir/key" "$dir/kwokctl.yaml" "$dir/node-ip"
 }
 
 down() {
