@@ -382,7 +382,14 @@ down() {
   # The kubelet first, so it restarts nothing; then every pod through the CRI, which runs the CNI
   # plugins' DEL (veths, addresses, CNI-* chains) and removes the pods' network namespaces.
   stop kubelet
-  if [[ -S $socket ]] && ctr --address "$socket" version >/dev/null 2>&1; then
+  # After a crash, containerd again (its shims and containers outlived it) so the CRI removes the pods.
+  if [[ -f $node/containerd.toml ]] && ! ctr --address "$socket" version >/dev/null 2>&1; then
+    mkdir -p "$node/pids" "$node/logs"
+    start containerd containerd --config "$node/containerd.toml"
+    local tries=0
+    until ctr --address "$socket" version >/dev/null 2>&1 || ((tries++ > 100)); do sleep 0.2; done
+  fi
+  if ctr --address "$socket" version >/dev/null 2>&1; then
     if [[ -x $bin/crictl ]]; then
       crictl_ rmp --all --force >/dev/null 2>&1 || crictl_ rmp --all --force >/dev/null 2>&1 || true
     fi
@@ -399,7 +406,12 @@ down() {
   stop containerd
   # The runc shims outlive containerd when it is stopped; those of this node go too.
   local pid
-  for pid in $(pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $socket" || true); do
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $socket" || true); do
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  # Any container process still alive (the CRI could not remove it) lives in a kubepods cgroup.
+  for pid in $(cat /sys/fs/cgroup/pids/kubepods/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/cgroup.procs \
+    /sys/fs/cgroup/pids/kubepods/*/*/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/*/*/cgroup.procs 2>/dev/null); do
     kill -9 "$pid" 2>/dev/null || true
   done
   unmount_under "$node/"
