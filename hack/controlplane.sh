@@ -212,6 +212,8 @@ node_ip() {
 # - kwok manages only the nodes annotated kwok.x-k8s.io/node=fake (ours are), not a kubelet's;
 # - the API server listens on every address and advertises the node IP, the `kubernetes` Service's
 #   endpoint, so pods reach it at 10.96.0.1:443 through kube-proxy; both are in its serving cert;
+# - etcd does not fsync: the cluster is thrown away after the tests, and an fsync queued behind gigabytes
+#   of image writes (hack/images.sh import) stalled it past the API server's request timeout;
 # - it dials kubelets at their InternalIP with the admin certificate, which the kubelet checks against
 #   the cluster CA.
 kwokctl_config() {
@@ -232,6 +234,9 @@ options:
   kubectlBinary: $bin/kubectl
   kubeApiserverCertSANs: [10.96.0.1, $address, kubernetes.default.svc, kubernetes.default.svc.cluster.local]
 componentsPatches:
+- name: etcd
+  extraArgs:
+  - {key: unsafe-no-fsync, value: "true"}
 - name: kwok-controller
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}
