@@ -144,7 +144,9 @@ host_trust_volumes() {
 # What a Containerfile build reads, hashed: the parent image, the Containerfile, the build arguments
 # and the context files it copies. podman's layer cache would find the same, but only after hashing
 # the service image's 6 GB environment for its COPY --from (~40 s); this key answers in a fraction
-# of a second, and is kept on the image as a label.
+# of a second. It is kept beside the storage (containers/inputs/NAME: key and image id), not as a
+# label: a label would give the image a new id whenever only a comment changed, and every image
+# built on it would lose its layer cache.
 inputs_key() {
   local parent_image="$1" containerfile="$2" context="$3" paths=("${@:4}")
   {
@@ -172,12 +174,13 @@ build_containerfile() {
       ;;
   esac
   key="$(inputs_key "${images[${parent[$name]}]}" "$containerfile" "$context" "${paths[@]}")"
-  if image_exists "$image" &&
-    [[ $(podman image inspect --format '{{index .Labels "io.semantik.inputs"}}' "$image") == "$key" ]]; then
-    return 0
-  fi
-  podman build --quiet --pull=never --layers --network=host --format=docker --label "io.semantik.inputs=$key" \
+  local record="$containers/inputs/$name" id
+  id="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null)" || id=""
+  [[ -n $id && -r $record && $(<"$record") == "$key $id" ]] && return 0
+  podman build --quiet --pull=never --layers --network=host --format=docker \
     --tag "$image" --file "$containerfile" "${args[@]}" "$context" >/dev/null
+  mkdir -p "$containers/inputs"
+  echo "$key $(podman image inspect --format '{{.Id}}' "$image")" >"$record"
 }
 
 build() {
