@@ -17,6 +17,8 @@
 # podman's storage lives under ~/.cache/semantik/containers, the base rootfs tarball under
 # ~/.cache/semantik/images; builds mount the host's uv cache (~/.cache/semantik/uv) so `uv sync`
 # downloads nothing it already has. Builds and runs use the host network (no CNI bridge, no NAT rules).
+# `import` streams through `podman save`, which stages the archive in /var/tmp first: the service
+# image needs ~7 GB free there, and containerd twice that (content and unpacked snapshot).
 # Logs go to stderr; only list, names and env write to stdout.
 set -euo pipefail
 hack="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -179,12 +181,22 @@ build_containerfile() {
   [[ -n $id && -r $record && $(<"$record") == "$key $id" ]] && return 0
   podman build --quiet --pull=never --layers --network=host --format=docker \
     --tag "$image" --file "$containerfile" "${args[@]}" "$context" >/dev/null
+  # The build stage, tagged (a cache hit now) so that pruning keeps its layers: the dependencies'
+  # layer is what makes the next code change quick to rebuild.
+  case $name in
+    service | operator)
+      podman build --quiet --pull=never --layers --network=host --format=docker --target=build \
+        --tag "${image%%:*}-build:${image##*:}" --file "$containerfile" "${args[@]}" "$context" >/dev/null
+      ;;
+  esac
+  built_any=1
   mkdir -p "$containers/inputs"
   echo "$key $(podman image inspect --format '{{.Id}}' "$image")" >"$record"
 }
 
 build() {
   local wanted=("$@") name closure=() started
+  built_any=""
   [[ ${#wanted[@]} -gt 0 ]] || wanted=("${order[@]}")
   declare -A need=()
   for name in "${wanted[@]}"; do
@@ -204,6 +216,12 @@ build() {
     if [[ $name == base ]]; then build_base; else build_containerfile "$name"; fi
     log "${images[$name]} ($(podman image inspect --format '{{.Size}}' "${images[$name]}" | numfmt --to=iec)) took $(since "$started")"
   done
+  # Each rebuild of the service image leaves gigabytes of untagged layers behind.
+  if [[ -n $built_any ]]; then
+    started=$EPOCHREALTIME
+    podman image prune --force >/dev/null
+    log "pruned untagged images in $(since "$started")"
+  fi
 }
 
 # The name containerd records for an image that a docker archive tags NAME: Docker's normalisation.
