@@ -234,7 +234,7 @@ containerd_name() {
 }
 
 import_images() {
-  local address="${1:?usage: $0 import ADDRESS [IMAGE...]}" refs=("${@:2}") ref image id name started
+  local address="${1:?usage: $0 import ADDRESS [IMAGE...]}" refs=("${@:2}") ref image id name started imported=""
   [[ -S $address ]] || die "no containerd socket at $address"
   [[ ${#refs[@]} -gt 0 ]] || refs=("${cluster_images[@]}")
   ensure_debian_packages podman containerd
@@ -253,7 +253,26 @@ import_images() {
     podman save --format docker-archive "$image" | "${ctr[@]}" images import - >/dev/null
     "${ctr[@]}" images label "$name" "io.semantik.podman-id=$id" >/dev/null
     log "imported $name into containerd in $(since "$started")"
+    imported=1
   done
+  [[ -n ${imported:-} ]] && collect_garbage "$name"
+}
+
+# The import re-pointed the names, but the images they named before (6 GB for the service image) stay:
+# the CRI plugin also refers to each image it has seen by its id (`sha256:<config digest>`, podman's
+# image id), and those references keep old content and snapshots alive. Drop the id references that
+# no named image's io.semantik.podman-id label matches, then let containerd collect: a tag removed
+# with --sync runs a full garbage collection and waits for it.
+collect_garbage() {
+  local started=$EPOCHREALTIME marker=localhost/semantik-gc-marker:latest stale
+  local ctr=(ctr --address "$address" --namespace k8s.io)
+  mapfile -t stale < <("${ctr[@]}" images ls | awk '
+    NR > 1 && $1 ~ /^sha256:/ { ids[$1] = 1; next }
+    NR > 1 && match($0, /io\.semantik\.podman-id=[0-9a-f]+/) { current["sha256:" substr($0, RSTART + 22, RLENGTH - 22)] = 1 }
+    END { for (id in ids) if (!(id in current)) print id }')
+  "${ctr[@]}" images tag --force "$1" "$marker" >/dev/null
+  "${ctr[@]}" images rm --sync "${stale[@]}" "$marker" >/dev/null
+  log "containerd: ${#stale[@]} stale image(s) removed, garbage collected in $(since "$started")"
 }
 
 command="${1:-}"
