@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DOCS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-unit test-integration lint format bench controlplane clean
+.PHONY: help bootstrap demo test test-unit test-integration lint format bench controlplane images e2e-kind clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ bench: bootstrap ## Benchmarks: print figures and ratios against baselines measu
 
 controlplane: ## Build (once) and start the cluster tier's control plane; then eval "$$(hack/controlplane.sh env)"
 	@hack/controlplane.sh up
+
+images: ## Build the service, operator and test-cluster images with podman (hack/images.sh; cached)
+	@hack/images.sh build
+
+e2e-kind: bootstrap ## With Docker: the product end to end on a kind cluster (hack/kind-e2e.sh); make test runs the real-node tier instead
+	@hack/kind-e2e.sh
 
 clean: ## Remove the virtual environment and caches inside the clone
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: lint, start private PostgreSQL and Redis servers once, run every test tier that can run
-# here, and stop the servers whatever happens. Prints how long each step took.
+# `make test`: lint, build the control plane binaries and the images (cached), start private PostgreSQL
+# and Redis servers once, run every test tier (unit, integration, cluster on kwok, e2e on a real node),
+# and stop the servers whatever happens. Prints how long each step took.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,11 +31,22 @@ chmod 0755 "$services_dir"
 cleanup() { hack/test-services.sh down "$services_dir" >/dev/null 2>&1 || true; rm -rf "$services_dir"; }
 trap cleanup EXIT
 
+# A green run means every tier ran: what a tier needs and cannot install itself fails the run here, with
+# the reason, instead of skipping the tier.
+command -v go >/dev/null || {
+  echo "test: go is not installed: the cluster and e2e tiers build Kubernetes from Go modules (hack/controlplane.sh)" >&2
+  exit 1
+}
+[[ $(id -u) -eq 0 ]] || {
+  echo "test: the e2e tier runs a real kubelet and containerd (hack/node.sh), which need root" >&2
+  exit 1
+}
+
 timed "lint (ruff, mypy --strict)" lint
-if command -v go >/dev/null; then
-  # Built once into ~/.cache/semantik/bin; later runs find it there. tests/cluster starts its own cluster.
-  timed "control plane binaries (Go build, cached)" hack/controlplane.sh build
-fi
+# Built once into ~/.cache/semantik; later runs find them there. tests/cluster and tests/e2e start their
+# own clusters.
+timed "control plane and node binaries (Go build, cached)" hack/controlplane.sh build
+timed "images (hack/images.sh build: podman, cached)" hack/images.sh build
 timed "PostgreSQL and Redis (install if absent, start)" hack/test-services.sh up "$services_dir" >"$services_dir/env"
 # shellcheck disable=SC1091
 source "$services_dir/env"
