@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.servers import private_server
+
+TESTS = Path(__file__).parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -41,3 +44,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster and e2e tiers time only their tests' bodies (600 s): a session's cluster `up` may
+    include a cold build of the binaries or the images."""
+    for item in items:
+        in_tier = item.path.is_relative_to(TESTS / "cluster") or item.path.is_relative_to(TESTS / "e2e")
+        if in_tier and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(600, func_only=True))

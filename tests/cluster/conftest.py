@@ -77,14 +77,6 @@ def _controlplane(command: str, directory: Path, timeout: float) -> str:
     return result.stdout
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Time only the bodies of this tier's tests: the session's `up` may include a cold build."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(600, func_only=True))
-
-
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """A control plane of its own for the session, deleted at its end."""

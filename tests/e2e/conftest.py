@@ -97,14 +97,6 @@ def _exports(output: str) -> dict[str, str]:
     return dict(zip(names, printed.split("\0")[:-1], strict=True))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Time only the bodies of this tier's tests: the session's `up` may include a cold build."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(600, func_only=True))
-
-
 @pytest.fixture(scope="session")
 def node_cluster() -> Iterator[NodeCluster]:
     """A control plane (no kwok nodes) and this host as its one real node, for the session."""

@@ -57,6 +57,16 @@ def template(
     return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
 
 
+def schema_refusal(values: dict[str, Any], directory: Path) -> str:
+    """`helm template` with `values`, which the chart's schema must refuse: its message."""
+    path = directory / "refused-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm("template", "semantik", str(CHART), "-f", str(path), check=False)
+    assert result.returncode != 0, "the schema let these values through"
+    assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+    return result.stderr
+
+
 def find(objects: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict[str, Any]:
     matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(name_suffix)]
     assert len(matches) == 1, f"{kind} *{name_suffix}: {[o['metadata']['name'] for o in matches]}"

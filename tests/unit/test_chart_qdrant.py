@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from semantik.core.settings import Settings
-from tests.support.chart import CHART, env_of, find, helm, pod_spec, template
+from tests.support.chart import CHART, env_of, find, helm, pod_spec, schema_refusal, template
 
 EMBEDDED = ["qdrant.mode=embedded", "gateway.replicas=1"]
 
@@ -119,14 +118,10 @@ def test_the_schema_refuses_a_second_gateway_in_embedded_mode(
     values: dict[str, Any], refused: str, tmp_path: Path
 ) -> None:
     """The message names both ways out: another mode, or one gateway pod."""
-    path = tmp_path / "embedded.yaml"
-    path.write_text(yaml.safe_dump(values))
-    result = helm("template", "semantik", str(CHART), "-f", str(path), check=False)
-    assert result.returncode != 0
-    assert "values don't meet the specifications of the schema" in result.stderr
-    assert "'anyOf' failed" in result.stderr
-    assert "at '/qdrant/mode': value must be one of 'statefulset', 'external'" in result.stderr, result.stderr
-    assert refused in result.stderr, result.stderr
+    message = schema_refusal(values, tmp_path)
+    assert "'anyOf' failed" in message
+    assert "at '/qdrant/mode': value must be one of 'statefulset', 'external'" in message, message
+    assert refused in message, message
 
 
 def test_the_old_switch_and_unknown_modes_are_refused() -> None:
