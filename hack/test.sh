@@ -44,9 +44,16 @@ command -v go >/dev/null || {
 
 timed "lint (ruff, mypy --strict)" lint
 # Built once into ~/.cache/semantik; later runs find them there. tests/cluster and tests/e2e start their
-# own clusters.
+# own clusters. The two builds run side by side: the Go build keeps the CPUs busy while the image build
+# mostly copies and downloads; its log follows once both are done.
+images_log="$services_dir/images.log"
+timed "images (hack/images.sh build: podman, cached; beside the Go build)" hack/images.sh build >"$images_log" 2>&1 &
+images_build=$!
 timed "control plane and node binaries (Go build, cached)" hack/controlplane.sh build
-timed "images (hack/images.sh build: podman, cached)" hack/images.sh build
+images_status=0
+wait "$images_build" || images_status=$?
+cat "$images_log" >&2
+[[ $images_status -eq 0 ]] || exit "$images_status"
 timed "PostgreSQL and Redis (install if absent, start)" hack/test-services.sh up "$services_dir" >"$services_dir/env"
 # shellcheck disable=SC1091
 source "$services_dir/env"
