@@ -255,7 +255,7 @@ import_images() {
     log "imported $name into containerd in $(since "$started")"
     imported=1
   done
-  [[ -n ${imported:-} ]] && collect_garbage "$name"
+  if [[ -n $imported ]]; then collect_garbage "$name"; fi
 }
 
 # The import re-pointed the names, but the images they named before (6 GB for the service image) stay:
