@@ -233,8 +233,14 @@ containerd_name() {
   echo "$name"
 }
 
+# The digest of the image containerd has under NAME (empty when none).
+containerd_digest() {
+  ctr --address "$address" --namespace k8s.io images ls "name==$1" | awk 'NR == 2 { print $3 }'
+}
+
 import_images() {
-  local address="${1:?usage: $0 import ADDRESS [IMAGE...]}" refs=("${@:2}") ref image id name started imported=""
+  local address="${1:?usage: $0 import ADDRESS [IMAGE...]}" refs=("${@:2}") ref image id name started before
+  local replaced=()
   [[ -S $address ]] || die "no containerd socket at $address"
   [[ ${#refs[@]} -gt 0 ]] || refs=("${cluster_images[@]}")
   ensure_debian_packages podman containerd
@@ -250,29 +256,26 @@ import_images() {
       log "$name is already in containerd ($(since "$started"))"
       continue
     fi
+    before="$(containerd_digest "$name")"
     podman save --format docker-archive "$image" | "${ctr[@]}" images import - >/dev/null
     "${ctr[@]}" images label "$name" "io.semantik.podman-id=$id" >/dev/null
     log "imported $name into containerd in $(since "$started")"
-    imported=1
+    [[ -z $before || $before == "$(containerd_digest "$name")" ]] || replaced+=("$before")
   done
-  if [[ -n $imported ]]; then collect_garbage "$name"; fi
+  if [[ ${#replaced[@]} -gt 0 ]]; then forget_replaced "${replaced[@]}"; fi
 }
 
-# The import re-pointed the names, but the images they named before (6 GB for the service image) stay:
-# the CRI plugin also refers to each image it has seen by its id (`sha256:<config digest>`, podman's
-# image id), and those references keep old content and snapshots alive. Drop the id references that
-# no named image's io.semantik.podman-id label matches, then let containerd collect: a tag removed
-# with --sync runs a full garbage collection and waits for it.
-collect_garbage() {
-  local started=$EPOCHREALTIME marker=localhost/semantik-gc-marker:latest stale
-  local ctr=(ctr --address "$address" --namespace k8s.io)
-  mapfile -t stale < <("${ctr[@]}" images ls | awk '
-    NR > 1 && $1 ~ /^sha256:/ { ids[$1] = 1; next }
-    NR > 1 && match($0, /io\.semantik\.podman-id=[0-9a-f]+/) { current["sha256:" substr($0, RSTART + 22, RLENGTH - 22)] = 1 }
-    END { for (id in ids) if (!(id in current)) print id }')
-  "${ctr[@]}" images tag --force "$1" "$marker" >/dev/null
-  "${ctr[@]}" images rm --sync "${stale[@]}" "$marker" >/dev/null
-  log "containerd: ${#stale[@]} stale image(s) removed, garbage collected in $(since "$started")"
+# An import re-points the name, but the image it named before (6 GB for the service image) stays: the
+# CRI plugin also refers to each image it has seen by its id (`sha256:<config digest>`), and that
+# reference keeps the old content and snapshots alive. Remove the id references to the replaced images
+# (by their manifest digests); --sync makes containerd collect what nothing refers to and wait for it.
+forget_replaced() {
+  local started=$EPOCHREALTIME stale
+  mapfile -t stale < <(ctr --address "$address" --namespace k8s.io images ls |
+    awk -v replaced=" $* " 'NR > 1 && $1 ~ /^sha256:/ && index(replaced, " " $3 " ") { print $1 }')
+  [[ ${#stale[@]} -gt 0 ]] || return 0
+  ctr --address "$address" --namespace k8s.io images rm --sync "${stale[@]}" >/dev/null
+  log "containerd: the replaced image(s) ${stale[*]} removed in $(since "$started")"
 }
 
 command="${1:-}"
