@@ -153,7 +153,7 @@ inputs_key() {
   local parent_image="$1" containerfile="$2" context="$3" paths=("${@:4}")
   {
     podman image inspect --format '{{.Id}}' "$parent_image"
-    sha256sum "$containerfile"
+    sha256sum <"$containerfile" # the content only: the same build in another clone is the same key
     (cd "$context" && find "${paths[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
       sort -z | xargs -0 sha256sum)
   } | sha256sum | cut -d' ' -f1
