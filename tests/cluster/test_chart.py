@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from tests.support.chart import (
     panel_exprs,
     promql_metric_names,
 )
+from tests.support.kube import pod_ready, wait
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 from tests.support.stack import Process, free_port, wait_until_ready
 
@@ -43,17 +44,6 @@ RELEASE = "semantik"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise TimeoutError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})")
 
 
 def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -105,12 +95,7 @@ def release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def ready_pods(cluster: Cluster, namespace: str, component: str) -> list[dict[str, Any]]:
     pods = cluster.get("pods", "-n", namespace, "-l", f"app.kubernetes.io/component={component}")["items"]
-    return [
-        pod
-        for pod in pods
-        if pod.get("metadata", {}).get("deletionTimestamp") is None
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-    ]
+    return [pod for pod in pods if pod.get("metadata", {}).get("deletionTimestamp") is None and pod_ready(pod)]
 
 
 def test_install_creates_every_object_and_every_pod_is_scheduled(

@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from semantik_operator.handlers import store_name
 from semantik_operator.spec import Quantization
 from tests.cluster.conftest import Cluster, operator_process, prepare_operator_namespace
 from tests.support.corpus import COMMON_LICENSES
+from tests.support.kube import condition, pod_ready, wait
 from tests.support.servers import hack, private_server_directory
 from tests.support.stack import EMBEDDER_TOKEN, INTERNAL_TOKEN, Process, Stack, free_port, wait_until_ready
 
@@ -27,17 +28,6 @@ AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("crds")]
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise TimeoutError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +108,6 @@ def get(cluster: Cluster, kind: str, name: str) -> dict[str, Any] | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    for item in (body or {}).get("status", {}).get("conditions", []):
-        if item["type"] == kind:
-            return dict(item)
-    return {}
-
-
 def apply_collection(cluster: Cluster, name: str, sources_root: Path, **spec: Any) -> None:
     body = {
         "apiVersion": "semantik.io/v1alpha1",
@@ -197,11 +180,7 @@ def ready_pod_node(cluster: Cluster, deployment_name: str) -> str | None:
     """The node of a Ready pod of the embedder Deployment, once there is one."""
     selector = f"semantik.io/embedder={deployment_name}"
     pods = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
-    ready = [
-        pod
-        for pod in pods
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-    ]
+    ready = [pod for pod in pods if pod_ready(pod)]
     return str(ready[0]["spec"]["nodeName"]) if ready else None
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from semantik.core.services.collections import ChunkingSpec
 from semantik.core.settings import bundled_model_path
 from tests.cluster.conftest import Cluster
 from tests.support.corpus import build_corpus, build_many_files
+from tests.support.kube import condition, pod_ready, wait
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "hack" / "images.sh"
@@ -51,18 +52,6 @@ EXPECTED_FIRST = "docs/handbook/vacation.txt"
 
 def timed(step: str, started: float) -> None:
     print(f"e2e: {step} took {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float = 300.0, every: float = 1.0) -> Any:
-    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def run(*args: str | Path, timeout: float = 1800) -> str:
@@ -118,18 +107,6 @@ class Release:
         finally:
             forward.terminate()
             forward.wait(timeout=10)
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    for item in (body or {}).get("status", {}).get("conditions", []):
-        if item["type"] == kind:
-            return dict(item)
-    return {}
 
 
 def secret_value(release: Release, name: str, key: str) -> str:
@@ -295,7 +272,7 @@ def test_every_pod_of_the_chart_runs_on_the_real_node_and_helm_test_passes(node_
     running = {pod["metadata"]["name"]: pod for pod in pods if pod["status"].get("phase") == "Running"}
     components = {pod["metadata"]["labels"].get("app.kubernetes.io/component") for pod in running.values()}
     assert {"gateway", "embedder", "operator", "postgresql", "redis"} <= components, components
-    assert all(ready(pod) for pod in running.values()), [p for p, pod in running.items() if not ready(pod)]
+    assert all(pod_ready(pod) for pod in running.values()), [p for p, pod in running.items() if not pod_ready(pod)]
     assert {pod["spec"]["nodeName"] for pod in running.values()} == {node_cluster.node_name}
     # The containers really run the images built here, as their own non-root users.
     statuses = [status for pod in running.values() for status in pod["status"]["containerStatuses"]]
@@ -323,7 +300,7 @@ def test_a_collection_is_indexed_by_pods_and_searched_through_the_gateway_servic
 
     # The operator's own embedder Deployment served the index; the worker pods ran `semantik worker`.
     embedders = release.pods("semantik.io/embedder")
-    assert embedders and all(ready(pod) for pod in embedders), embedders
+    assert embedders and all(pod_ready(pod) for pod in embedders), embedders
     index_job = release.get("indexjob", found["status"]["lastIndexJob"])
     assert index_job is not None and index_job["status"]["phase"] == "Succeeded", index_job
     job = release.get("job", index_job["status"]["jobName"])
@@ -378,6 +355,7 @@ def test_a_gateway_killed_mid_index_is_replaced_and_the_index_job_still_succeeds
     index_job_name = wait(
         "the notes IndexJob",
         lambda: (release.get("collection", "notes") or {}).get("status", {}).get("lastIndexJob"),
+        timeout=300,
     )
     # Mid-index: the worker pod has started handing batches to the gateway.
     wait(
@@ -394,7 +372,7 @@ def test_a_gateway_killed_mid_index_is_replaced_and_the_index_job_still_succeeds
         lambda: [
             pod
             for pod in release.pods("app.kubernetes.io/component=gateway")
-            if pod["metadata"]["uid"] != victim["metadata"]["uid"] and ready(pod)
+            if pod["metadata"]["uid"] != victim["metadata"]["uid"] and pod_ready(pod)
         ],
         timeout=300,
     )
