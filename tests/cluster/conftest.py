@@ -12,7 +12,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.kube import exported, run_hack
 from tests.support.servers import reaper
 from tests.support.stack import INTERNAL_TOKEN, Process, Stack, free_port
 
@@ -67,16 +67,6 @@ class Cluster:
         self.kubectl("apply", *(["--namespace", namespace] if namespace else []), "-f", "-", input=json.dumps(manifest))
 
 
-def _controlplane(command: str, directory: Path, timeout: float) -> str:
-    result = subprocess.run(
-        [str(CONTROLPLANE), command, str(directory)], capture_output=True, text=True, timeout=timeout
-    )
-    sys.stderr.write(result.stderr)  # build and start timings, shown by pytest with a failure (or with -s)
-    if result.returncode != 0:
-        raise RuntimeError(f"hack/controlplane.sh {command} {directory} failed:\n{result.stderr}")
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """A control plane of its own for the session, deleted at its end."""
@@ -93,19 +83,12 @@ def running_cluster() -> Iterator[Cluster]:
     directory = Path(tempfile.mkdtemp(prefix="semantik-cluster-"))
     with reaper(_REAPER, str(CONTROLPLANE), str(directory), timeout=300):
         try:
-            _controlplane("up", directory, _UP_TIMEOUT)
+            run_hack(CONTROLPLANE, "up", directory, _UP_TIMEOUT)
             # The environment exactly as `eval "$(hack/controlplane.sh env DIR)"` makes it.
-            exports = _controlplane("env", directory, 60)
-            printed = subprocess.run(
-                ["bash", "-c", 'eval "$1" && printf "%s\\0%s" "$KUBECONFIG" "$PATH"', "bash", exports],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            kubeconfig, path = printed.split("\0")
-            yield Cluster(directory, Path(kubeconfig), {**os.environ, "KUBECONFIG": kubeconfig, "PATH": path})
+            env = exported(run_hack(CONTROLPLANE, "env", directory, 60), ["KUBECONFIG", "PATH"])
+            yield Cluster(directory, Path(env["KUBECONFIG"]), {**os.environ, **env})
         finally:
-            _controlplane("down", directory, 300)
+            run_hack(CONTROLPLANE, "down", directory, 300)
             shutil.rmtree(directory, ignore_errors=True)
 
 

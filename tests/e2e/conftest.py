@@ -12,9 +12,7 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.conftest import Cluster
+from tests.support.kube import exported, run_hack
 from tests.support.servers import reaper
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
@@ -37,6 +36,7 @@ _REAPER = '"$0" down "$2" >/dev/null 2>&1; "$1" down "$2" >/dev/null 2>&1; rm -r
 # A cold build of the binaries takes tens of minutes on two cores; `up` with them built, seconds.
 _CONTROLPLANE_UP_TIMEOUT = 3 * 3600
 _NODE_UP_TIMEOUT = 900
+_NODE_EXPORTS = ["KUBECONFIG", "PATH", "CONTAINERD_ADDRESS", "SEMANTIK_NODE_NAME", "SEMANTIK_NODE_IP"]
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,6 @@ class NodeCluster:
     node_name: str
     node_ip: str
     directory: Path
-
-
-def _run(script: Path, command: str, directory: Path, timeout: float, env: dict[str, str] | None = None) -> str:
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(script), command, str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    sys.stderr.write(result.stderr)  # build and start timings, shown by pytest with a failure (or with -s)
-    sys.stderr.write(f"e2e: hack/{script.name} {command} took {time.monotonic() - started:.1f}s\n")
-    if result.returncode != 0:
-        raise RuntimeError(f"hack/{script.name} {command} {directory} failed:\n{result.stderr[-6000:]}")
-    return result.stdout
 
 
 def _missing_requirement() -> str | None:
@@ -87,16 +71,6 @@ def host_network_state() -> dict[str, list[str]]:
     return {"links": links, "netns": sorted(lines("ip", "netns", "list")), "mounts": mounts, "chains": chains}
 
 
-def _exports(output: str) -> dict[str, str]:
-    """The variables `eval "$(hack/node.sh env DIR)"` sets, as bash sees them."""
-    names = ["KUBECONFIG", "PATH", "CONTAINERD_ADDRESS", "SEMANTIK_NODE_NAME", "SEMANTIK_NODE_IP"]
-    script = 'eval "$1"; shift; for name; do printf "%s\\0" "${!name}"; done'
-    printed = subprocess.run(
-        ["bash", "-c", script, "bash", output, *names], capture_output=True, text=True, check=True
-    ).stdout
-    return dict(zip(names, printed.split("\0")[:-1], strict=True))
-
-
 @pytest.fixture(scope="session")
 def node_cluster() -> Iterator[NodeCluster]:
     """A control plane (no kwok nodes) and this host as its one real node, for the session."""
@@ -107,9 +81,9 @@ def node_cluster() -> Iterator[NodeCluster]:
     directory = Path(tempfile.mkdtemp(prefix="semantik-node-"))
     with reaper(_REAPER, str(NODE), str(CONTROLPLANE), str(directory), timeout=300):
         try:
-            _run(CONTROLPLANE, "up", directory, _CONTROLPLANE_UP_TIMEOUT, env={"SEMANTIK_KWOK_NODES": ""})
-            _run(NODE, "up", directory, _NODE_UP_TIMEOUT)
-            exports = _exports(_run(NODE, "env", directory, 60))
+            run_hack(CONTROLPLANE, "up", directory, _CONTROLPLANE_UP_TIMEOUT, env={"SEMANTIK_KWOK_NODES": ""})
+            run_hack(NODE, "up", directory, _NODE_UP_TIMEOUT)
+            exports = exported(run_hack(NODE, "env", directory, 60), _NODE_EXPORTS)
             env = {**os.environ, "KUBECONFIG": exports["KUBECONFIG"], "PATH": exports["PATH"]}
             cluster = Cluster(directory, Path(exports["KUBECONFIG"]), env)
             yield NodeCluster(
@@ -121,9 +95,9 @@ def node_cluster() -> Iterator[NodeCluster]:
             )
         finally:
             try:
-                _run(NODE, "down", directory, 300)
+                run_hack(NODE, "down", directory, 300)
             finally:
-                _run(CONTROLPLANE, "down", directory, 300)
+                run_hack(CONTROLPLANE, "down", directory, 300)
                 shutil.rmtree(directory, ignore_errors=True)
     after = host_network_state()
     left = {key: sorted(set(after[key]) - set(before[key])) for key in before}
