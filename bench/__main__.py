@@ -8,9 +8,16 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import embedder, indexing, operator, service
+from bench import embedder, indexing, operator, quality, service, store
 
-SECTIONS = {"embedder": embedder.main, "indexing": indexing.main, "service": service.main, "operator": operator.main}
+SECTIONS = {
+    "embedder": embedder.main,
+    "indexing": indexing.main,
+    "service": service.main,
+    "operator": operator.main,
+    "quality": quality.main,
+    "store": store.main,
+}
 
 
 def main() -> None:

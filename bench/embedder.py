@@ -21,13 +21,13 @@ import numpy.typing as npt
 import torch
 
 from bench.report import peak_rss_mib
+from semantik.contracts.models import model_spec
 from semantik.core.embedding import Precision, TextKind
+from semantik.core.embedding.client import HttpEmbedder
+from semantik.core.embedding.engine import EmbeddingEngine
+from semantik.core.embedding.loading import load_model, load_tokenizer
+from semantik.core.embedding.precision import quantize_int8
 from semantik.core.settings import bundled_model_path
-from semantik.embedder.client import HttpEmbedder
-from semantik.embedder.engine import EmbeddingEngine
-from semantik.embedder.loading import load_model, load_tokenizer
-from semantik.embedder.precision import quantize_int8
-from semantik.embedder.specs import model_spec
 
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
 TEXTS = int(os.environ.get("BENCH_TEXTS", "256"))

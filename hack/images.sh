@@ -66,6 +66,9 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
 [engine]
 cgroup_manager = "cgroupfs"
+# runc, not crun: crun refuses a host whose cgroup v2 hierarchy is mounted beside v1 with a controller in
+# it ("cgroups in hybrid mode not supported"), as on machines where /sys/fs/cgroup/unified holds hugetlb.
+runtime = "runc"
 events_logger = "file"
 events_logfile_path = "$containers/events.log"
 tmp_dir = "$run_dir/libpod"
@@ -207,7 +210,8 @@ build() {
     done
   done
   for name in "${order[@]}"; do [[ -n ${need[$name]:-} ]] && closure+=("$name"); done
-  ensure_debian_packages podman buildah debootstrap
+  # containerd too: `import` loads into it, and its tests run before the node tier installs the rest.
+  ensure_debian_packages podman buildah debootstrap runc containerd
   write_config
   exec 9>"$containers/build.lock"
   flock 9

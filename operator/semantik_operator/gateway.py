@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from semantik.core.http_errors import error_parts
+from semantik.contracts.errors import error_parts
 
 
 class GatewayError(Exception):
@@ -53,6 +53,9 @@ class Gateway:
     async def operation(self, operation_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/operations/{operation_id}")
 
+    async def fail_operation(self, operation_id: str, reason: str) -> None:
+        await self._call("POST", f"/operations/{operation_id}/fail", json={"reason": reason})
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._client.request(method, path, **kwargs)
@@ -61,7 +64,7 @@ class Gateway:
         if response.status_code == 204:
             return {}
         if response.status_code >= 400:
-            message, field = error_parts(response)
+            message, field = error_parts(response.text)
             raise GatewayError(message, status=response.status_code, field=field)
         body: dict[str, Any] = response.json()
         return body

@@ -9,10 +9,11 @@ from typing import Any
 
 import kopf
 
-from semantik.core.errors import InvalidInputError
-from semantik.embedder.specs import model_spec
+from semantik.contracts.models import UnknownModelError, model_spec
+from semantik.contracts.naming import store_name
+from semantik.contracts.queue import queue_name
 from semantik_operator import metrics
-from semantik_operator.builders.common import API_VERSION, short_hash
+from semantik_operator.builders.common import API_VERSION
 from semantik_operator.builders.embedder import (
     build_embedder_deployment,
     build_embedder_service,
@@ -28,26 +29,20 @@ from semantik_operator.builders.indexing import (
     index_spec_hash,
     job_name,
     refused_host_paths,
-    source_globs,
 )
 from semantik_operator.builders.schedule import due_tick, tick_token
+from semantik_operator.builders.store import build_store_request
 from semantik_operator.gateway import Gateway, GatewayError
 from semantik_operator.kube import Kube
 from semantik_operator.settings import OperatorSettings
 from semantik_operator.spec import CollectionSpec, IndexJobSpec, IndexMode
-from semantik_operator.status import Condition, collection_phase, merge_conditions, ready_condition
+from semantik_operator.status import Condition, collection_phase, merge_conditions, ready_condition, workers_gone
 
 log = logging.getLogger(__name__)
 
 COLLECTIONS = (API_VERSION.split("/")[0], "v1alpha1", "collections")
 INDEXJOBS = (API_VERSION.split("/")[0], "v1alpha1", "indexjobs")
 RETRY_GATEWAY_SECONDS = 30
-
-
-def store_name(namespace: str, name: str) -> str:
-    """The gateway's name for a namespaced Collection; gateway names are global."""
-    full = f"{namespace}-{name}"
-    return full if len(full) <= 63 else f"{name}-{short_hash(namespace)}"
 
 
 def _now() -> datetime:
@@ -94,11 +89,9 @@ async def reconcile_collection(
         parsed = CollectionSpec.model_validate(dict(spec))
         try:
             model = model_spec(parsed.embedding.model)
-        except InvalidInputError as exc:
-            kopf.warn(body, reason="InvalidModel", message=exc.message)
-            _write_status(
-                patch, status, meta, [Condition("Indexed", False, "InvalidModel", exc.message)], indexing=False
-            )
+        except UnknownModelError as exc:
+            kopf.warn(body, reason="InvalidModel", message=str(exc))
+            _write_status(patch, status, meta, [Condition("Indexed", False, "InvalidModel", str(exc))], indexing=False)
             return
         if parsed.embedding.dimension not in (None, model.dimension):
             message = f"{model.name} makes {model.dimension}-dimensional vectors, not {parsed.embedding.dimension}"
@@ -120,26 +113,15 @@ async def reconcile_collection(
                 )
                 raise kopf.TemporaryError(message, delay=60)
 
-        include, exclude = source_globs(parsed.sources)
         store = store_name(namespace, name)
         embedder = embedder_name(parsed.embedding.model, parsed.embedding.quantization)
+        request = build_store_request(
+            parsed,
+            source_path=settings.sources_root,
+            embedder_url=embedder_url(embedder, namespace, settings.embedder_url_template),
+        )
         try:
-            view = await gateway.ensure_collection(
-                store,
-                {
-                    "source_path": settings.sources_root,
-                    "include": include,
-                    "exclude": exclude,
-                    "model": parsed.embedding.model,
-                    "quantization": parsed.embedding.quantization.value,
-                    "embedder_url": embedder_url(embedder, namespace, settings.embedder_url_template),
-                    "chunking": {
-                        "strategy": parsed.chunking.strategy,
-                        "chunk_size": parsed.chunking.chunk_size,
-                        "chunk_overlap": parsed.chunking.chunk_overlap,
-                    },
-                },
-            )
+            view = await gateway.ensure_collection(store, request)
         except GatewayError as exc:
             if exc.status == 409:
                 # A reindex to an earlier spec is running: this one is prepared once that ends.
@@ -353,7 +335,7 @@ def _live_generation_is(view: dict[str, Any], spec: CollectionSpec) -> bool:
     e, c = spec.embedding, spec.chunking
     try:
         model = model_spec(e.model).name
-    except InvalidInputError:
+    except UnknownModelError:
         return False
     return view.get("reindex") is None and (view["model"], view["quantization"], view["chunking"]) == (
         model,
@@ -455,7 +437,7 @@ async def start_index_job(
         job = build_worker_job(
             body,
             collection_spec,
-            queue=f"semantik:job:{operation_id}",
+            queue=queue_name(operation_id),
             embedder_url=embedder_url(embedder, namespace, settings.embedder_url_template),
             settings=settings,
         )
@@ -475,14 +457,29 @@ async def start_index_job(
 
 @kopf.timer(*INDEXJOBS, interval=5, initial_delay=2, idle=0)
 async def observe_index_job(
-    body: kopf.Body, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, memo: Any, **_: Any
+    body: kopf.Body,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    namespace: str | None,
+    patch: kopf.Patch,
+    memo: Any,
+    **_: Any,
 ) -> None:
-    """Copy the operation's counters into status until it ends."""
+    """Copy the operation's counters into status until it ends; fail it when its workers can no longer."""
     if status.get("phase") != "Running" or not status.get("operationId"):
         return
+    assert namespace is not None, "IndexJobs are namespaced"
     gateway: Gateway = memo.gateway
     try:
+        # The Job before the operation: workers exit only after the operation they finished has ended.
+        job = await memo.kube.get("batch/v1", "Job", status.get("jobName", ""), namespace)
         operation = await gateway.operation(status["operationId"])
+        if operation["status"] not in ("succeeded", "failed", "cancelled"):
+            settings: OperatorSettings = memo.settings
+            reason = workers_gone(job, _now(), settings.workers_exit_grace_seconds)
+            if reason is not None:
+                await gateway.fail_operation(status["operationId"], f"the operation cannot end: {reason}")
+                operation = await gateway.operation(status["operationId"])
     except GatewayError as exc:
         patch.status["message"] = f"progress unknown: {exc}"
         return

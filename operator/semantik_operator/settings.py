@@ -55,6 +55,11 @@ class OperatorSettings(BaseSettings):
         description="Memory limit of an index worker: above the extraction sandbox's 1 GiB per child and the worker.",
     )
     job_ttl_seconds: int = Field(default=3600, ge=0, description="ttlSecondsAfterFinished of index Jobs.")
+    workers_exit_grace_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long an IndexJob's operation may stay open after its Job completed before it is failed.",
+    )
     delete_attempts: int = Field(
         default=5, ge=1, description="Tries to drop a deleted Collection's index before its finalizer is released."
     )

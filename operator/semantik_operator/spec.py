@@ -50,6 +50,36 @@ class Chunking(Spec):
     chunk_overlap: int = Field(default=32, alias="chunkOverlap")
 
 
+class Language(StrEnum):
+    """The CRD's spec.search.language enum; the gateway's own list is semantik.core.services.collections.Language,
+    which the operator cannot import (it pulls in the store clients), so a unit test keeps the two equal."""
+
+    DANISH = "danish"
+    DUTCH = "dutch"
+    ENGLISH = "english"
+    FRENCH = "french"
+    GERMAN = "german"
+    ITALIAN = "italian"
+    NORWEGIAN = "norwegian"
+    PORTUGUESE = "portuguese"
+    RUSSIAN = "russian"
+    SPANISH = "spanish"
+    SWEDISH = "swedish"
+    TURKISH = "turkish"
+
+
+class Search(Spec):
+    language: Language = Language.ENGLISH
+
+
+class Store(Spec):
+    """spec.store: the Qdrant layout of the collection; None takes Qdrant's default."""
+
+    shards: int | None = None
+    replication_factor: int | None = Field(default=None, alias="replicationFactor")
+    on_disk: bool | None = Field(default=None, alias="onDisk")
+
+
 class Gpu(Spec):
     count: int = 0
     resource_name: str = Field(default="nvidia.com/gpu", alias="resourceName")
@@ -90,6 +120,8 @@ class CollectionSpec(Spec):
     sources: tuple[Source, ...]
     embedding: Embedding = Field(default_factory=Embedding)
     chunking: Chunking = Field(default_factory=Chunking)
+    search: Search = Field(default_factory=Search)
+    store: Store | None = None
     embedder: EmbedderPlacement = Field(default_factory=EmbedderPlacement)
     indexing: Indexing = Field(default_factory=Indexing)
     retain_on_delete: bool = Field(default=False, alias="retainOnDelete")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 CONDITION_TYPES = ("EmbedderReady", "StoreReady", "Indexed")
@@ -73,3 +73,28 @@ def collection_phase(
     if any(c.status is False and c.reason == "IndexJobFailed" for c in conditions):
         return "Failed"
     return "Pending"
+
+
+def _kube_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def workers_gone(job: Mapping[str, Any] | None, now: datetime, grace_seconds: float) -> str | None:
+    """Why an IndexJob's open operation can no longer end by itself, or None while its workers may still
+    end it. Its Job failed (a deadline, too many crashed pods), is gone, or completed `grace_seconds` ago:
+    every burst worker left while work stayed undone (jobs arq dropped, say), and nothing would ever run it.
+    """
+    if job is None:
+        return "its worker Job is gone"
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Failed":
+            return f"its worker Job failed ({condition.get('reason', 'no reason')}: {condition.get('message', '')})"
+        if condition.get("type") == "Complete":
+            completed = status.get("completionTime") or condition.get("lastTransitionTime")
+            waited = (now - _kube_time(completed)).total_seconds() if completed else grace_seconds
+            if waited >= grace_seconds:
+                return f"its workers all exited {waited:.0f} s ago with the operation still open"
+    return None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import sys
 import time
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -35,7 +33,10 @@ from semantik.core.errors import InvalidInputError, SemantikError
 from semantik.core.logs import configure_logging
 from semantik.core.pipeline import runner as pipeline
 from semantik.core.pipeline.chunk import ChunkStrategy
-from semantik.core.settings import Mode, Settings
+from semantik.core.search.fusion import DEFAULT_RRF_K, Fusion
+from semantik.core.services.search import DEFAULT_FEEDBACK, DEFAULT_PREFETCH
+from semantik.core.services.search import Mode as SearchMode
+from semantik.core.settings import EDGE_STORE_DIR, Mode, Settings
 from semantik.core.store.vectors import SearchFilter
 
 EXIT_FAILED = 1
@@ -44,8 +45,10 @@ EXIT_USAGE = 2
 app = typer.Typer(help="Semantik: semantic search over your own documents.", no_args_is_help=True)
 collections_app = typer.Typer(help="List, show and delete collections.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys for the gateway.", no_args_is_help=True)
+store_app = typer.Typer(help="Manage the embedded vector store.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
 app.add_typer(keys_app, name="keys")
+app.add_typer(store_app, name="store")
 
 out = Console()
 err = Console(stderr=True)
@@ -147,6 +150,7 @@ async def index(
             f"{spec.chunking.chunk_size} tokens, overlap {spec.chunking.chunk_overlap})"
         )
 
+    await _backfill(semantik, collection)
     operation = await indexing.open_index_operation(semantik, collection, str(root), full=full)
     started = time.monotonic()
     with _progress_display() as display:
@@ -172,6 +176,16 @@ async def index(
         except Exception as exc:
             raise fail(f"indexing could not complete: {exc}; what was committed stays indexed", EXIT_FAILED) from exc
     _print_report(report, time.monotonic() - started)
+
+
+async def _backfill(semantik: Semantik, collection: str) -> None:
+    """Build keyword vectors a collection lacks (made before hybrid search) before indexing into it."""
+    from semantik.core.services.backfill import open_backfill, run_backfill
+
+    operation = await open_backfill(semantik, collection)
+    if operation is not None:
+        err.print(f"Building keyword vectors of [bold]{collection}[/] from its stored text (no re-embedding)…")
+        await run_backfill(semantik, operation.id)
 
 
 def _progress_display() -> Progress:
@@ -213,46 +227,96 @@ def _print_report(report: pipeline.IndexReport, seconds: float) -> None:
 @async_command
 async def search(
     semantik: Semantik,
-    collection: Annotated[str, typer.Argument(help="Collection to search.")],
+    collection: Annotated[str, typer.Argument(help="Collection to search; several separated by commas (up to 10).")],
     query: Annotated[str, typer.Argument(help="What you are looking for, in your own words.")],
     k: Annotated[int, typer.Option("-k", "--top", help="Number of hits (1-100).")] = 5,
-    threshold: Annotated[float | None, typer.Option(help="Drop hits scoring below this.")] = None,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(help="dense, sparse (keywords) or hybrid; default hybrid where keyword vectors exist."),
+    ] = None,
+    fusion: Annotated[Fusion, typer.Option(help="How runs and collections are merged: rrf or dbsf.")] = Fusion.DBSF,
+    weights: Annotated[
+        str | None, typer.Option(help="Per retriever, e.g. dense=1,sparse=0.5 (only the mode's retrievers).")
+    ] = None,
+    rrf_k: Annotated[int, typer.Option("--rrf-k", help="RRF's k.")] = DEFAULT_RRF_K,
+    prefetch: Annotated[int, typer.Option(help="Chunks each retriever hands to fusion.")] = DEFAULT_PREFETCH,
+    rerank: Annotated[
+        bool | None, typer.Option("--rerank/--no-rerank", help="Rerank with the configured cross-encoder.")
+    ] = None,
+    feedback: Annotated[
+        int, typer.Option(help="Hybrid: best fused chunks that move the dense query (pseudo-relevance feedback).")
+    ] = DEFAULT_FEEDBACK,
+    threshold: Annotated[float | None, typer.Option(help="Drop hits scoring below this, on the mode's scale.")] = None,
     path_prefix: Annotated[str | None, typer.Option(help="Only files under this folder.")] = None,
     ext: Annotated[list[str] | None, typer.Option(help="Only files with this extension (repeat).")] = None,
     per_document: Annotated[int, typer.Option("--per-document", help="Hits allowed from one file (0: no limit).")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    explain: Annotated[bool, typer.Option(help="Show where each retriever ranked each hit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the REST API's JSON (explain included).")] = False,
 ) -> None:
-    """Search a collection and print ranked hits."""
-    from semantik.core.services.search import search as run_search
+    """Search one or more collections and print ranked hits."""
+    from semantik.core.services.search import SearchOptions, search_collections
+    from semantik.gateway.routers.search import search_out
 
-    hits = await run_search(
-        semantik,
-        collection,
-        query,
-        k=k,
+    names = [name.strip() for name in collection.split(",") if name.strip()]
+    options = SearchOptions(
+        mode=mode,
+        fusion=fusion,
+        rrf_k=rrf_k,
+        weights=parse_weights(weights),
+        prefetch=prefetch,
         score_threshold=threshold,
         search_filter=SearchFilter(path_prefix, tuple(ext or ())),
         per_document=per_document or None,
+        rerank=rerank,
+        feedback=feedback,
     )
+    started = time.perf_counter()
+    result = await search_collections(semantik, names, query, k=k, options=options)
+    took = time.perf_counter() - started
     if as_json:
-        sys.stdout.write(
-            json.dumps({"query": query, "collection": collection, "hits": [asdict(hit) for hit in hits]}, indent=2)
-            + "\n"
-        )
+        body = search_out(result, names, query, took, single=len(names) == 1)
+        sys.stdout.write(body.model_dump_json(indent=2) + "\n")
         return
-    if not hits:
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    if not result.hits:
         out.print("No hits.")
         return
-    for rank, hit in enumerate(hits, 1):
-        title = Text.assemble((f"{rank}. ", "bold"), (f"{hit.score:.3f}", "cyan"), "  ", (hit.path, "bold green"))
+    for rank, hit in enumerate(result.hits, 1):
+        title = Text.assemble((f"{rank}. ", "bold"), (f"{hit.score:.3f}", "cyan"), "  ")
+        if len(names) > 1:
+            title.append(f"{hit.collection}: ", style="blue")
+        title.append(hit.path, style="bold green")
         if hit.heading:
             title.append(f"  § {hit.heading}", style="magenta")
         out.print(title)
+        if explain:
+            parts = [f"{c.retriever} #{c.rank} ({c.score:.3f})" for c in hit.explain]
+            out.print(Text("   " + " · ".join(parts), style="dim"))
         snippet = Text(hit.snippet)
         for begin, end in hit.highlights:
             snippet.stylize("bold yellow", begin, end)
         out.print(snippet, soft_wrap=False)
         out.print()
+
+
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """`dense=1,sparse=0.5` as a mapping; the search service checks the names against the mode."""
+    if not text:
+        return None
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError(part)
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"--weights takes retriever=number pairs separated by commas, e.g. dense=1,sparse=0.5; got {text!r}",
+                field="weights",
+            ) from None
+    return weights
 
 
 @collections_app.command("list")
@@ -325,12 +389,28 @@ async def collections_delete(
 
 @keys_app.command("create")
 @async_command
-async def keys_create(semantik: Semantik, name: str) -> None:
+async def keys_create(
+    semantik: Semantik,
+    name: str,
+    role: Annotated[str, typer.Option(help="read, write or admin.")] = "admin",
+    collections: Annotated[
+        str, typer.Option(help="Comma-separated collection names or patterns (* and ?) the key may act on.")
+    ] = "*",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Days until the key stops working.")] = None,
+) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
+    from semantik.core.access import Role
     from semantik.core.services.keys import create_key
 
-    key, view = await create_key(semantik, name)
-    err.print(f"Created API key {view.id} ({view.name}). Store it now: it will not be shown again.")
+    if role not in {member.value for member in Role}:
+        raise InvalidInputError(f"--role must be read, write or admin, not {role!r}", field="role")
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    scopes = tuple(part.strip() for part in collections.split(",") if part.strip())
+    key, view = await create_key(semantik, name, role=Role(role), scopes=scopes, expires_at=expires_at)
+    err.print(
+        f"Created API key {view.id} ({view.name}, {view.role.value} on {', '.join(view.scopes)}). "
+        "Store it now: it will not be shown again."
+    )
     sys.stdout.write(key + "\n")
 
 
@@ -340,13 +420,16 @@ async def keys_list(semantik: Semantik) -> None:
     """List API keys (never the keys themselves)."""
     from semantik.core.services.keys import list_keys
 
-    table = Table("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")
+    table = Table("ID", "NAME", "PREFIX", "ROLE", "COLLECTIONS", "CREATED", "EXPIRES", "LAST USED", "REVOKED")
     for key in await list_keys(semantik):
         table.add_row(
             str(key.id),
             key.name,
             key.prefix + "…",
+            key.role.value,
+            ",".join(key.scopes),
             _when(key.created_at),
+            _when(key.expires_at),
             _when(key.last_used_at),
             "yes" if key.revoked else "",
         )
@@ -361,6 +444,39 @@ async def keys_revoke(semantik: Semantik, key_id: int) -> None:
 
     await revoke_key(semantik, key_id)
     out.print(f"Revoked API key {key_id}.")
+
+
+@store_app.command("migrate")
+def store_migrate() -> None:
+    """Copy the local-mode store (<data_dir>/qdrant) into the edge store, verify it, and move the old one aside.
+
+    Embedded mode does this by itself on first open; this runs it alone, printing its progress."""
+    from semantik.core.store.migrate import MigrationProgress, migrate_store
+
+    settings = Settings()
+    configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+    source, target = settings.resolved_qdrant_path, settings.data_dir / EDGE_STORE_DIR
+    shown_at = 0.0
+
+    def show(progress: MigrationProgress) -> None:
+        # A line a second at most, and each collection's first and last, so a log stays short.
+        nonlocal shown_at
+        now = time.monotonic()
+        if progress.copied in (0, progress.total) or now - shown_at >= 1.0:
+            shown_at = now
+            out.print(f"{progress.collection}: {progress.copied:,}/{progress.total:,} points", highlight=False)
+
+    try:
+        report = asyncio.run(migrate_store(source, target, on_progress=show))
+    except SemantikError as exc:
+        raise fail(exc.message, EXIT_FAILED) from None
+    except Exception as exc:
+        raise fail(f"migration failed, the local-mode store left as it was: {exc}", EXIT_FAILED) from exc
+    out.print(
+        f"Migrated {len(report.copied.counts)} collections ({report.points:,} points) into {target}; "
+        f"the local-mode store is kept at {report.retired}.",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -389,7 +505,15 @@ def serve(
     except ValidationError as exc:
         raise fail(_message(exc), EXIT_USAGE) from None
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    # The progress WebSocket takes at most a 16 KiB first message: refuse bigger frames at the socket.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024,
+    )
 
 
 @app.command()
@@ -420,7 +544,7 @@ def embedder(
     except ValidationError as exc:
         raise fail(_message(exc), EXIT_USAGE) from None
     configure_logging(settings.log_level)
-    uvicorn.run(create_embedder_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(create_embedder_app(settings), host=settings.host, port=settings.port, log_config=None, ws="none")
 
 
 @app.command()

@@ -142,7 +142,8 @@ def operator_process(cluster: Cluster, stack: Stack, namespace: str, sources_roo
 def prepare_operator_namespace(cluster: Cluster, namespace: str) -> None:
     """The namespace and the internal-token Secret the chart would make (idempotent)."""
     created = cluster.kubectl("create", "namespace", namespace, check=False)
-    assert created.returncode == 0 or "AlreadyExists" in created.stderr, created.stderr
+    assert created.returncode == 0 or "already exists" in created.stderr, created.stderr
     token = f"--from-literal=token={INTERNAL_TOKEN}"
     secret = cluster.kubectl("-n", namespace, "create", "secret", "generic", "semantik-internal", token, check=False)
-    assert secret.returncode == 0 or "AlreadyExists" in secret.stderr, secret.stderr
+    # kubectl says so in its own words here ("failed to create secret ... already exists"), not the API's reason.
+    assert secret.returncode == 0 or "already exists" in secret.stderr, secret.stderr

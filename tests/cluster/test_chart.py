@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
+from semantik.contracts.naming import store_name
 from semantik_operator.builders.embedder import embedder_name
-from semantik_operator.handlers import store_name
 from semantik_operator.rbac import DISCOVERY_RULES, RULES
 from semantik_operator.spec import Quantization
 from tests.cluster.conftest import Cluster
@@ -292,6 +292,9 @@ def _pod_env(cluster: Cluster, namespace: str, container: dict[str, Any]) -> dic
     for item in container.get("env", []):
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace", item
+            env[item["name"]] = namespace
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             data = cluster.get("secret", ref["name"], "-n", namespace)["data"]
@@ -304,9 +307,9 @@ def _container(cluster: Cluster, deployment: str, init: bool = False) -> dict[st
     return dict(spec["initContainers" if init else "containers"][0])
 
 
-def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig that authenticates as the chart's operator ServiceAccount (a TokenRequest token)."""
-    token = cluster.kubectl("create", "token", "semantik-operator", "-n", NAMESPACE, "--duration=2h").stdout.strip()
+def _service_account_kubeconfig(cluster: Cluster, path: Path, account: str = "semantik-operator") -> Path:
+    """A kubeconfig that authenticates as one of the chart's ServiceAccounts (a TokenRequest token)."""
+    token = cluster.kubectl("create", "token", account, "-n", NAMESPACE, "--duration=2h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     server = admin["clusters"][0]["cluster"]
     path.write_text(
@@ -402,6 +405,10 @@ def charted_stack(
                 "SEMANTIK_PORT": str(gateway_port),
                 "SEMANTIK_DATA_DIR": str(work / "data"),
                 "HOME": str(work),
+                # Cluster mode, with only the chart's Role for the gateway's ServiceAccount.
+                "KUBECONFIG": str(
+                    _service_account_kubeconfig(cluster, work / "gateway-kubeconfig.yaml", "semantik-gateway")
+                ),
             }
         )
         api_key = cluster.get("secret", "semantik-api-key", "-n", NAMESPACE)["data"]["api-key"]
@@ -516,19 +523,23 @@ def test_the_operator_reconciles_with_the_charts_service_account_alone(
     events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", f"involvedObject.name={name}").stdout
     assert "Created" in events
 
-    # Search the store the operator made, with the chart's first API key; then the helm test script.
+    # Search the index the operator made, by the Collection's name (the charted gateway runs in cluster mode,
+    # as the chart's gateway ServiceAccount), with the chart's first API key; then the helm test script.
     gateway = charted_stack["gateway_url"]
-    store = store_name(NAMESPACE, name)
     auth = {"Authorization": f"Bearer {charted_stack['api_key']}"}
-    assert httpx.post(f"{gateway}/api/v1/collections/{store}/search", json={"query": "keys"}).status_code == 401
+    assert httpx.post(f"{gateway}/api/v1/collections/{name}/search", json={"query": "keys"}).status_code == 401
     searched = httpx.post(
-        f"{gateway}/api/v1/collections/{store}/search", json={"query": "keys"}, headers=auth, timeout=120
+        f"{gateway}/api/v1/collections/{name}/search", json={"query": "keys"}, headers=auth, timeout=120
     )
     assert searched.status_code == 200 and searched.json()["hits"] == [], searched.text
+    listed = httpx.get(f"{gateway}/api/v1/collections", headers=auth, timeout=30).json()["items"]
+    assert name in [item["name"] for item in listed], listed
 
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", name, "--timeout=120s")
     token = _pod_env(cluster, NAMESPACE, _container(cluster, "semantik-operator"))["SEMANTIK_OPERATOR_INTERNAL_TOKEN"]
-    dropped = httpx.get(f"{gateway}/internal/v1/collections/{store}", headers={"Authorization": f"Bearer {token}"})
+    dropped = httpx.get(
+        f"{gateway}/internal/v1/collections/{store_name(NAMESPACE, name)}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert dropped.status_code == 404  # the finalizer dropped it through the internal API
 
     log = operator.log_path.read_text(errors="replace")

@@ -89,6 +89,7 @@ BAD_COLLECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("negative overlap", with_spec(chunking={"chunkOverlap": -1}), "spec.chunking.chunkOverlap"),
     ("unknown strategy", with_spec(chunking={"strategy": "semantic"}), "spec.chunking.strategy"),
     ("unknown quantization", with_spec(embedding={"quantization": "int4"}), "spec.embedding.quantization"),
+    ("unknown search language", with_spec(search={"language": "klingon"}), "spec.search.language"),
     (
         "int8 on a GPU",
         with_spec(embedding={"quantization": "int8"}, embedder={"gpu": {"count": 1}}),
@@ -115,6 +116,11 @@ BAD_COLLECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("zero dimension", with_spec(embedding={"dimension": 0}), "spec.embedding.dimension"),
     ("empty model", with_spec(embedding={"model": ""}), "spec.embedding.model"),
     ("retainOnDelete as text", with_spec(retainOnDelete="yes"), "spec.retainOnDelete"),
+    ("zero shards", with_spec(store={"shards": 0}), "spec.store.shards"),
+    ("more shards than the bound", with_spec(store={"shards": 65}), "spec.store.shards"),
+    ("zero replicas", with_spec(store={"replicationFactor": 0}), "spec.store.replicationFactor"),
+    ("onDisk as text", with_spec(store={"onDisk": "yes"}), "spec.store.onDisk"),
+    ("Qdrant's own field name", with_spec(store={"shard_number": 3}), "spec.store.shard_number"),
     ("a typo'd field", with_spec(chunking={"size": 100}), "spec.chunking.size"),
     ("name too long", at("metadata.name", "a" * 41), "metadata.name"),
 ]
@@ -206,8 +212,32 @@ def test_immutable_fields_cannot_change(cluster: Cluster) -> None:
         cluster.kubectl("delete", "indexjob", "fixed", "--wait=false", check=False)
 
 
+def test_the_store_layout_is_kept_once_set(cluster: Cluster) -> None:
+    body = copy.deepcopy(VALID)
+    body["metadata"]["name"] = "sharded"
+    assert apply(cluster, body, dry_run=False).returncode == 0
+    try:
+        # A Collection made before the block existed may take one: its next generation is laid out so.
+        body["spec"]["store"] = {"shards": 6, "onDisk": True}
+        assert apply(cluster, body, dry_run=False).returncode == 0
+        body["spec"]["store"]["replicationFactor"] = 2
+        assert apply(cluster, body, dry_run=False).returncode == 0
+        for field, value in (("shards", 12), ("replicationFactor", 3), ("onDisk", False)):
+            changed = copy.deepcopy(body)
+            changed["spec"]["store"][field] = value
+            result = apply(cluster, changed)
+            assert result.returncode != 0 and f"store.{field} is immutable" in result.stderr, result.stderr
+            del changed["spec"]["store"][field]
+            result = apply(cluster, changed)
+            assert result.returncode != 0 and f"store.{field} is immutable" in result.stderr, result.stderr
+    finally:
+        cluster.kubectl("delete", "collection", "sharded", "--wait=false", check=False)
+
+
 def test_explain_documents_the_fields(cluster: Cluster) -> None:
     out = cluster.kubectl("explain", "collection.spec.chunking").stdout
     assert "chunkOverlap" in out and "smaller than chunkSize" in out
+    search = cluster.kubectl("explain", "collection.spec.search.language").stdout
+    assert "stemmer" in search and "re-embedding" in search  # single words: kubectl explain wraps lines
     columns = cluster.kubectl("get", "collections", "-o", "wide").stdout + cluster.kubectl("get", "col").stderr
     assert "No resources found" in columns or "PHASE" in columns

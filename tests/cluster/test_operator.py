@@ -7,15 +7,16 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from semantik.contracts.naming import store_name
 from semantik_operator.builders.embedder import embedder_name
-from semantik_operator.handlers import store_name
 from semantik_operator.spec import Quantization
 from tests.cluster.conftest import Cluster, operator_process, prepare_operator_namespace
 from tests.support.corpus import COMMON_LICENSES
@@ -41,11 +42,11 @@ def sources_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+@asynccontextmanager
+async def running_stack(workdir: Path, gateway_env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """An embedder and a gateway over private PostgreSQL and Redis servers, stopped at the end."""
     from tests.support.servers import fresh_postgres_database
 
-    workdir = tmp_path_factory.mktemp("stack")
     with private_server_directory("postgres.sh") as pg, private_server_directory("redis.sh") as redis:
         server = hack("postgres.sh", "start", pg)
         service = Stack(
@@ -53,6 +54,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
             redis_url=hack("redis.sh", "start", redis),
             database_url=await fresh_postgres_database(server),
             embedder_port=free_port(),
+            gateway_env=gateway_env or {},
         )
         service.start_embedder()
         service.start_gateway()
@@ -63,12 +65,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("stack")) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
 def operator(
     cluster: Cluster, stack: Stack, sources_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Process]:
     prepare_operator_namespace(cluster, NAMESPACE)
-    # The model cache the embedder mounts (the chart makes this claim): a PV bound to it by name.
-    models = tmp_path_factory.mktemp("models")
+    # The model cache the embedder mounts (the chart makes this claim): a PV bound to it by name. One folder
+    # for the session: this fixture runs once per module that uses it, and a PV's hostPath is immutable.
+    models = tmp_path_factory.getbasetemp() / "operator-models"
+    models.mkdir(exist_ok=True)
     for manifest in (
         {
             "apiVersion": "v1",
@@ -467,3 +477,39 @@ def test_a_model_change_whose_reindex_fails_leaves_the_live_index_and_can_be_tak
     events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=switching")
     assert "EmbedderReleased" in events.stdout
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", "switching")
+
+
+def test_an_index_job_whose_workers_all_left_with_work_undone_fails_instead_of_running_forever(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    # No worker runs the queue here, and kwok completes the Job's pod within seconds: exactly what a
+    # cluster sees when every burst worker exits while the operation still has work (jobs arq dropped).
+    # Last in the module: the operator runs with a short grace, which would fail other tests' operations.
+    default_env = operator.env
+    operator.stop()
+    operator.env = {**default_env, "SEMANTIK_OPERATOR_WORKERS_EXIT_GRACE_SECONDS": "5"}
+    operator.start()
+    try:
+        apply_collection(cluster, "stranded", sources_root)
+        index_job = wait(
+            "lastIndexJob",
+            lambda: (get(cluster, "collection", "stranded") or {}).get("status", {}).get("lastIndexJob"),
+        )
+        failed = wait(
+            "the IndexJob Failed",
+            lambda: (job := get(cluster, "indexjob", index_job)) and job["status"].get("phase") == "Failed" and job,
+            timeout=180,
+        )
+        assert "its workers all exited" in failed["status"]["message"], failed["status"]
+        operation_id = failed["status"]["operationId"]
+        ended = httpx.get(f"{stack.gateway_url}/internal/v1/operations/{operation_id}", headers=AUTH).json()
+        assert ended["status"] == "failed" and "the operation cannot end" in ended["error"], ended
+        wait(
+            "Indexed=False with the reason",
+            lambda: condition(get(cluster, "collection", "stranded"), "Indexed").get("reason") == "IndexJobFailed",
+        )
+        cluster.kubectl("-n", NAMESPACE, "delete", "collection", "stranded")
+    finally:
+        operator.stop()
+        operator.env = default_env
+        operator.start()

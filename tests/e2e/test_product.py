@@ -109,6 +109,21 @@ class Release:
             forward.wait(timeout=10)
 
 
+def index_job_report(release: Release, name: str) -> str:
+    """What a stuck IndexJob's failure should show: its status, and the last log lines of its workers,
+    the gateway, the operator and PostgreSQL."""
+    status = (release.get("indexjob", name) or {}).get("status", {})
+    parts = [f"IndexJob {name} status: {json.dumps(status, indent=1)}"]
+    selectors = [f"job-name={status.get('jobName')}"] + [
+        f"app.kubernetes.io/component={component}" for component in ("gateway", "operator", "postgresql")
+    ]
+    for selector in selectors:
+        for pod in release.pods(selector):
+            logs = release.kubectl("logs", pod["metadata"]["name"], "--all-containers", "--tail=80", check=False)
+            parts.append(f"--- {pod['metadata']['name']} ({selector}) ---\n{logs.stdout}{logs.stderr}")
+    return "\n".join(parts)
+
+
 def secret_value(release: Release, name: str, key: str) -> str:
     secret = release.get("secret", name)
     assert secret is not None, f"no Secret {name}"
@@ -160,8 +175,8 @@ def expected_documents(folder: Path, chunking: ChunkingSpec) -> dict[str, tuple[
     return expected
 
 
-def indexed_documents(client: httpx.Client, store: str) -> dict[str, tuple[str, int]]:
-    response = client.get(f"/api/v1/collections/{store}/documents", params={"limit": 1000})
+def indexed_documents(client: httpx.Client, name: str) -> dict[str, tuple[str, int]]:
+    response = client.get(f"/api/v1/collections/{name}/documents", params={"limit": 1000})
     assert response.status_code == 200, response.text
     return {item["path"]: (item["status"], item["chunk_count"]) for item in response.json()["items"]}
 
@@ -309,10 +324,12 @@ def test_a_collection_is_indexed_by_pods_and_searched_through_the_gateway_servic
     assert container["args"][:2] == ["semantik", "worker"] and container["image"].startswith("localhost/")
 
     expected = expected_documents(release.sources / "handbook", chunking_of(body))
-    store = f"{NAMESPACE}-handbook"
+    # The chart runs the gateway in cluster mode: REST speaks of the Collection's own name.
     with release.gateway() as client:
-        assert indexed_documents(client, store) == expected
-        hits = client.post(f"/api/v1/collections/{store}/search", json={"query": QUERY, "k": 3}).json()["hits"]
+        assert indexed_documents(client, "handbook") == expected
+        hits = client.post("/api/v1/collections/handbook/search", json={"query": QUERY, "k": 3}).json()["hits"]
+        listed = client.get("/api/v1/collections").json()["items"]
+    assert [(item["name"], item["phase"]) for item in listed] == [("handbook", "Ready")], listed
     assert hits and hits[0]["path"] == EXPECTED_FIRST, hits
     indexed = [status for status, _ in expected.values() if status == "indexed"]
     assert found["status"]["documents"] == len(indexed)
@@ -320,28 +337,27 @@ def test_a_collection_is_indexed_by_pods_and_searched_through_the_gateway_servic
 
 
 def test_a_chunking_change_swaps_generations_while_searches_keep_answering(release: Release) -> None:
-    store = f"{NAMESPACE}-handbook"
     body = collection("handbook", release.sources / "handbook", chunking={"chunkSize": 64, "chunkOverlap": 8})
     with release.gateway() as client:
-        before = client.get(f"/api/v1/collections/{store}").json()
+        before = client.get("/api/v1/collections/handbook").json()["index"]
         started = time.monotonic()
         release.cluster.apply(body)
         answers: list[list[str]] = []
         failures: list[str] = []
 
         def swapped() -> bool:
-            response = client.post(f"/api/v1/collections/{store}/search", json={"query": QUERY, "k": 3})
+            response = client.post("/api/v1/collections/handbook/search", json={"query": QUERY, "k": 3})
             if response.status_code != 200:
                 failures.append(f"{response.status_code} {response.text}")
             else:
                 answers.append([hit["path"] for hit in response.json()["hits"]])
-            state = client.get(f"/api/v1/collections/{store}").json()
+            state = client.get("/api/v1/collections/handbook").json()["index"]
             return bool(state["generation"] == before["generation"] + 1 and state["reindex"] is None)
 
         wait("the new generation", swapped, timeout=600, every=0.5)
         timed("reindex (chunking change) to the swap", started)
-        after = client.get(f"/api/v1/collections/{store}").json()
-        documents = indexed_documents(client, store)
+        after = client.get("/api/v1/collections/handbook").json()["index"]
+        documents = indexed_documents(client, "handbook")
     assert not failures, failures
     assert len(answers) > 5 and all(paths and paths[0] == EXPECTED_FIRST for paths in answers), answers
     assert after["chunking"]["chunk_size"] == 64 and after["chunks"] > before["chunks"]
@@ -377,20 +393,24 @@ def test_a_gateway_killed_mid_index_is_replaced_and_the_index_job_still_succeeds
         timeout=300,
     )
     timed("gateway pod killed to its replacement Ready", started)
-    index_job = wait(
-        "the IndexJob to finish",
-        lambda: (job := release.get("indexjob", index_job_name))
-        and job.get("status", {}).get("phase") in ("Succeeded", "Failed")
-        and job,
-        timeout=900,
-        every=2,
-    )
+    try:
+        # Below pytest's own limit, so a hang fails here with the pods' account of it.
+        index_job = wait(
+            "the IndexJob to finish",
+            lambda: (job := release.get("indexjob", index_job_name))
+            and job.get("status", {}).get("phase") in ("Succeeded", "Failed")
+            and job,
+            timeout=360,
+            every=2,
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{index_job_report(release, index_job_name)}") from exc
     assert index_job["status"]["phase"] == "Succeeded", index_job["status"]
     found = ready_collection(release, "notes")
 
     expected = expected_documents(release.sources / "notes", chunking_of(body))
     with release.gateway() as client:
-        assert indexed_documents(client, f"{NAMESPACE}-notes") == expected
+        assert indexed_documents(client, "notes") == expected
     assert index_job["status"]["chunks"] == sum(count for _, count in expected.values())
     assert found["status"]["chunks"] == sum(count for _, count in expected.values())
 
@@ -416,11 +436,11 @@ def test_deleting_a_collection_removes_its_children_and_its_index(release: Relea
     # The embedder is shared by model and precision: handbook still uses the same one, so it stays.
     assert release.get("deployment", embedder) is not None
     with release.gateway() as client:
-        assert client.get(f"/api/v1/collections/{NAMESPACE}-notes").status_code == 404
-        assert client.get(f"/api/v1/collections/{NAMESPACE}-handbook").status_code == 200
+        assert client.get("/api/v1/collections/notes").status_code == 404
+        assert client.get("/api/v1/collections/handbook").status_code == 200
 
     release.kubectl("delete", "collection", "handbook", "--timeout=120s")
     wait("the last Collection's embedder removed", lambda: release.get("deployment", embedder) is None, timeout=120)
     assert release.get("service", embedder) is None
     with release.gateway() as client:
-        assert client.get(f"/api/v1/collections/{NAMESPACE}-handbook").status_code == 404
+        assert client.get("/api/v1/collections/handbook").status_code == 404

@@ -8,22 +8,24 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from semantik.contracts.models import model_spec
 from semantik.core.context import Semantik, open_semantik
-from semantik.core.embedding import Embeddings, TextKind
+from semantik.core.embedding import Embedder, Embeddings, TextKind
+from semantik.core.embedding.engine import EmbeddingEngine, TransformerEmbedder
+from semantik.core.embedding.loading import load_model, load_tokenizer
 from semantik.core.settings import Settings, bundled_model_path
-from semantik.embedder.engine import EmbeddingEngine, TransformerEmbedder
-from semantik.embedder.loading import load_model, load_tokenizer
-from semantik.embedder.specs import model_spec
-from tests.support.corpus import build_corpus
+from tests.support.corpus import KEYS_MD, build_corpus
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 
 
 class CountingEmbedder:
-    """The real embedder, counting the texts it embeds: how tests see that unchanged files cost nothing."""
+    """The real embedder, counting the documents and the queries it embeds: how tests see that unchanged
+    files cost nothing and that a query is embedded once per model."""
 
-    def __init__(self, inner: TransformerEmbedder) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.texts = 0
+        self.queries = 0
 
     @property
     def model_name(self) -> str:
@@ -36,6 +38,8 @@ class CountingEmbedder:
     async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
         if kind is TextKind.DOCUMENT:
             self.texts += len(texts)
+        else:
+            self.queries += len(texts)
         return await self.inner.embed(texts, kind)
 
     async def aclose(self) -> None:
@@ -85,6 +89,15 @@ async def settings(
 async def semantik(settings: Settings, embedder: CountingEmbedder) -> AsyncIterator[Semantik]:
     async with open_semantik(settings, embedder=embedder) as app:
         yield app
+
+
+@pytest.fixture
+def keys_folder(tmp_path: Path) -> Path:
+    """One small Markdown file: enough for a collection to index and answer."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "keys.md").write_text(KEYS_MD)
+    return root
 
 
 @pytest.fixture

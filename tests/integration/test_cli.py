@@ -166,6 +166,25 @@ def test_keys_are_printed_once_and_listed_by_prefix(tmp_path: Path) -> None:
     listed = run("keys", "list", data_dir=data)
     assert key[:12] in listed.stdout and key not in listed.stdout
 
+    scoped = run(
+        "keys",
+        "create",
+        "bot",
+        "--role",
+        "read",
+        "--collections",
+        "team-a-*,docs",
+        "--expires-in-days",
+        "30",
+        data_dir=data,
+    )
+    assert scoped.returncode == 0, scoped.stderr
+    assert "read on team-a-*, docs" in " ".join(scoped.stderr.split())
+    row = next(line for line in run("keys", "list", data_dir=data).stdout.splitlines() if "bot" in line)
+    assert "read" in row and "team-a-*,docs" in row
+    refused = run("keys", "create", "x", "--role", "owner", data_dir=data)
+    assert refused.returncode != 0 and "--role" in refused.stderr
+
 
 def test_a_second_process_on_the_same_store_gets_a_clear_error(folder: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"

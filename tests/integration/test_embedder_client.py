@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from semantik.core.embedding import TextKind
+from semantik.core.embedding.client import HttpEmbedder
 from semantik.core.errors import BackendUnavailableError
-from semantik.embedder.client import HttpEmbedder
 from tests.integration.conftest import CountingEmbedder
 from tests.support.corpus import COMMON_LICENSES, KEYS_MD
 

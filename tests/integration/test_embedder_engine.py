@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from semantik.contracts.models import ModelSpec, model_spec
 from semantik.core.embedding import Precision, TextKind
+from semantik.core.embedding.engine import EmbeddingEngine, TextTooLargeError
 from semantik.core.settings import bundled_model_path
-from semantik.embedder.engine import EmbeddingEngine, TextTooLargeError
-from semantik.embedder.specs import ModelSpec, model_spec
 
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from semantik.contracts.models import model_spec
+from semantik.core.embedding.engine import EmbeddingEngine, ForwardHook
 from semantik.embedder.app import create_embedder_app
-from semantik.embedder.engine import EmbeddingEngine, ForwardHook
 from semantik.embedder.settings import EmbedderSettings
-from semantik.embedder.specs import model_spec
+from tests.support.servers import serve_in_process
 
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
 
@@ -207,3 +210,34 @@ def test_an_embedder_listening_beyond_loopback_needs_a_token() -> None:
         EmbedderSettings(host="0.0.0.0")
     assert EmbedderSettings(host="0.0.0.0", token="t").token is not None
     assert EmbedderSettings(host="127.0.0.1").token is None
+
+
+async def test_a_request_whose_client_left_is_never_embedded(
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
+) -> None:
+    # Over a real socket: a worker that gives up on a slow embedder closes its connection and retries
+    # later. Its abandoned texts must not be computed, or retries queue behind their own dead copies.
+    passes: list[int] = []
+    running = threading.Event()
+
+    def slow_first_pass(texts: int, padded_tokens: int) -> None:
+        passes.append(texts)
+        if len(passes) == 1:
+            running.set()
+            time.sleep(1.5)
+
+    engine = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer, max_batch_tokens=4096)
+    app = create_embedder_app(EmbedderSettings(), engine_factory=lambda _: engine)
+    abandoned_before = REGISTRY.get_sample_value("semantik_embedder_abandoned_texts_total") or 0.0
+    async with serve_in_process(app) as url, httpx.AsyncClient(base_url=url) as client:
+        engine.forward_hook = slow_first_pass
+        first = asyncio.create_task(client.post("/embed", json={"texts": ["the request being embedded"]}))
+        assert await asyncio.to_thread(running.wait, 30)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post("/embed", json={"texts": ["given", "up", "on"]}, timeout=0.3)
+        assert (await first).status_code == 200
+        later = await client.post("/embed", json={"texts": ["a later request"]})
+        assert later.status_code == 200
+    assert passes == [1, 1], "the abandoned request's three texts were embedded"
+    abandoned = REGISTRY.get_sample_value("semantik_embedder_abandoned_texts_total")
+    assert abandoned == abandoned_before + 3

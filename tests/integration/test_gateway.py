@@ -101,7 +101,13 @@ async def test_index_search_and_read_back(client: httpx.AsyncClient, small_corpu
     assert found.status_code == 200
     hits = found.json()["hits"]
     assert hits[0]["path"] == "Apache-2.0"
-    assert 0 < hits[0]["score"] <= 1 and "NOTICE" in hits[0]["text"]
+    assert "NOTICE" in hits[0]["text"]
+    # Hybrid's default fusion is DBSF, a sum of normalised scores (not bounded by 1): both retrievers
+    # found the first hit, and scores fall down the list.
+    assert found.json()["fusion"] == "dbsf"
+    assert {entry["retriever"] for entry in hits[0]["explain"]} == {"dense", "sparse"}
+    scores = [hit["score"] for hit in hits]
+    assert scores[0] > 0 and scores == sorted(scores, reverse=True)
 
     filtered = await client.post(
         "/api/v1/collections/handbook/search",
@@ -110,9 +116,9 @@ async def test_index_search_and_read_back(client: httpx.AsyncClient, small_corpu
     assert [hit["path"] for hit in filtered.json()["hits"]] == ["handbook/vacation.txt"]
     strict = await client.post(
         "/api/v1/collections/handbook/search",
-        json={"query": "rotate API keys", "k": 10, "score_threshold": 0.99},
+        json={"query": "rotate API keys", "k": 10, "mode": "dense", "score_threshold": 0.99},
     )
-    assert strict.json()["hits"] == []
+    assert strict.status_code == 200 and strict.json()["hits"] == []
 
     collection = (await client.get("/api/v1/collections/handbook")).json()
     assert collection["documents"] == 4 and collection["failed_documents"] == 1
@@ -213,7 +219,7 @@ async def test_a_second_index_while_one_runs_is_a_conflict(client: httpx.AsyncCl
         ({"query": "x", "k": 101}, 422, "k"),
         ({"query": ""}, 422, "query"),
         ({"k": 3}, 422, "query"),
-        ({"query": "x", "score_threshold": 2}, 422, "score_threshold"),
+        ({"query": "x", "mode": "dense", "score_threshold": 2}, 422, "score_threshold"),
         ({"query": "x", "filter": {"extensions": "md"}}, 422, "filter.extensions"),
         ({"query": "x", "filter": {"path": "a"}}, 422, "filter.path"),
     ],

@@ -23,8 +23,8 @@ KNOWN_ANSWERS = [
 
 
 async def top_paths(app: Semantik, query: str, k: int = 3, **kwargs: object) -> list[str]:
-    hits = await search.search(app, "docs", query, k=k, **kwargs)  # type: ignore[arg-type]
-    return [hit.path for hit in hits]
+    result = await search.search(app, "docs", query, k=k, options=search.SearchOptions(**kwargs))  # type: ignore[arg-type]
+    return [hit.path for hit in result.hits]
 
 
 async def test_index_then_search_finds_known_answers(semantik: Semantik, corpus: Path) -> None:
@@ -39,7 +39,7 @@ async def test_index_then_search_finds_known_answers(semantik: Semantik, corpus:
     assert view.documents == len(files) and view.failed_documents == 0
     assert view.chunks == await point_count(semantik, "docs") == report.progress.chunks
     # The HTML's script and navigation are not indexed, its paragraphs are.
-    hits = await search.search(semantik, "docs", "acknowledge the alert", k=20)
+    hits = (await search.search(semantik, "docs", "acknowledge the alert", k=20)).hits
     assert not any("tracking" in hit.text for hit in hits)
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from httpx import ASGITransport
 
+from semantik.contracts.vectors import encode_vector
 from semantik.core.pipeline.ids import point_id
 from semantik.core.settings import Settings
 from semantik.gateway.app import create_app
-from semantik.gateway.internal_schemas import encode_vector
 from tests.integration.conftest import CountingEmbedder
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 

@@ -13,7 +13,7 @@ from semantik.core.db.models import Base
 from semantik.core.settings import Settings
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 
-TABLES = {"alembic_version", "api_keys", "collections", "documents", "operation_batches", "operations"}
+TABLES = {"alembic_version", "api_keys", "audit_events", "collections", "documents", "operation_batches", "operations"}
 
 
 async def test_migrations_upgrade_downgrade_and_match_the_models(settings: Settings) -> None:

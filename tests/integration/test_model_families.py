@@ -8,40 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
+from semantik.contracts.models import MODEL_SPECS, Pooling
 from semantik.core.embedding import Precision, TextKind
+from semantik.core.embedding.engine import EmbeddingEngine
 from semantik.core.errors import ModelUnavailableError
-from semantik.embedder.engine import EmbeddingEngine
-from semantik.embedder.specs import MODEL_SPECS, Pooling
+from tests.support.tiny_models import build_tiny_qwen3
 
 QWEN = MODEL_SPECS["Qwen/Qwen3-Embedding-0.6B"]
+
+
 CORPUS = Path("/usr/share/common-licenses/GPL-3").read_text().splitlines()
 
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-qwen3")
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<unk>"]))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>"
-    )
-    tokenizer.save_pretrained(path)
-    config = Qwen3Config(
-        vocab_size=tokenizer.vocab_size + 8,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=256,
-    )
-    Qwen3Model(config).save_pretrained(path)
-    return path
+    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3"), hidden_size=32, max_position_embeddings=256)
 
 
 def tiny_spec() -> object:

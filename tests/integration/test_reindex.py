@@ -34,9 +34,7 @@ async def first_index(app: Semantik, corpus: Path) -> int:
 
 
 async def store_names(app: Semantik) -> tuple[set[str], dict[str, str]]:
-    collections_now = {c.name for c in (await app.store.client.get_collections()).collections}
-    aliases = {a.alias_name: a.collection_name for a in (await app.store.client.get_aliases()).aliases}
-    return collections_now, aliases
+    return await app.store.collection_names(), await app.store.aliases()
 
 
 async def rows_match_points(app: Semantik) -> None:
@@ -61,7 +59,7 @@ async def test_a_chunking_change_is_built_aside_and_swapped_in(
 
     async def search_meanwhile(progress: Progress) -> None:
         if progress.phase == "indexing" and progress.chunks > 0 and not seen_during:
-            hits = await search.search(semantik, NAME, QUERY, k=3)
+            hits = (await search.search(semantik, NAME, QUERY, k=3)).hits
             seen_during.append((await point_count(semantik, NAME), [hit.path for hit in hits]))
 
     embedder.texts = 0
@@ -80,7 +78,7 @@ async def test_a_chunking_change_is_built_aside_and_swapped_in(
     names, aliases = await store_names(semantik)
     assert aliases[f"semantik-{NAME}"] == f"semantik-{NAME}.g2"
     assert f"semantik-{NAME}" not in names, "the retired generation is dropped"
-    assert "licenses/Apache-2.0" in [hit.path for hit in await search.search(semantik, NAME, QUERY, k=3)]
+    assert "licenses/Apache-2.0" in [hit.path for hit in (await search.search(semantik, NAME, QUERY, k=3)).hits]
     apache = corpus / "licenses" / "Apache-2.0"
     assert await point_count(semantik, NAME, "licenses/Apache-2.0") == await expected_chunks(semantik, NAME, apache)
 
@@ -122,7 +120,7 @@ async def test_a_stopped_reindex_leaves_the_live_index_and_resumes(
     assert view.generation == 1 and view.chunking.chunk_size == 200 and view.chunks == old_chunks
     assert view.reindex is not None, "the half-built generation waits to be resumed"
     await rows_match_points(semantik)
-    assert "licenses/Apache-2.0" in [hit.path for hit in await search.search(semantik, NAME, QUERY, k=3)]
+    assert "licenses/Apache-2.0" in [hit.path for hit in (await search.search(semantik, NAME, QUERY, k=3)).hits]
 
     embedder.texts = 0
     again = await indexing.open_index_operation(semantik, NAME, None, full=False, reindex=True)
@@ -178,4 +176,4 @@ async def test_a_reindex_into_another_model_than_the_process_runs_fails_and_keep
     assert failed.status == "failed" and "Qwen3" in (failed.error or "")
     view = await collections.get_collection(semantik, NAME)
     assert view.generation == 1 and view.chunks == old_chunks
-    assert "licenses/Apache-2.0" in [hit.path for hit in await search.search(semantik, NAME, QUERY, k=3)]
+    assert "licenses/Apache-2.0" in [hit.path for hit in (await search.search(semantik, NAME, QUERY, k=3)).hits]

@@ -6,9 +6,11 @@ file), and every document row agrees with its points."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import random
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,16 +21,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from qdrant_client import QdrantClient
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from semantik.core.context import open_semantik
+from semantik.core.embedding.engine import TransformerEmbedder
 from semantik.core.pipeline.ids import point_id
 from semantik.core.services.collections import qdrant_collection_name
 from semantik.core.settings import Settings
 from semantik.core.store import metadata
-from semantik.embedder.engine import TransformerEmbedder
+from semantik.core.store.backend import open_backend
 from semantik.worker.main import health_check_key
 from tests.support.corpus import build_many_files
 from tests.support.indexing import index_folder
@@ -63,26 +65,31 @@ class IndexState:
     chunks: dict[tuple[str, int], str]
     documents: dict[str, tuple[str, int]]
     """path -> (status, chunk_count)"""
+    terms: dict[tuple[str, int], tuple[int, ...]]
+    """The term ids of each chunk's keyword vector: the weights depend on the average chunk length when each
+    batch was written, which differs with batch order; the terms must not."""
 
 
-def read_store(data_dir: Path) -> dict[tuple[str, int], str]:
-    """Every point of the collection, read from the local store once its owner has stopped."""
-    client = QdrantClient(path=str(data_dir / "qdrant"))
+async def read_store(data_dir: Path) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], tuple[int, ...]]]:
+    """Every point of the collection, read from the embedded store once its owner has stopped."""
+    store = open_backend(url=None, path=Settings(data_dir=data_dir).resolved_store_path)
     try:
         chunks: dict[tuple[str, int], str] = {}
-        offset: Any = None
+        terms: dict[tuple[str, int], tuple[int, ...]] = {}
+        offset: str | None = None
         while True:
-            points, offset = client.scroll(qdrant_collection_name(NAME), limit=1000, offset=offset, with_payload=True)
+            points, offset = await store.scroll(qdrant_collection_name(NAME), limit=1000, offset=offset)
             for point in points:
-                payload = point.payload or {}
-                key = (str(payload["path"]), int(payload["chunk_index"]))
+                key = (str(point.payload["path"]), int(point.payload["chunk_index"]))
                 assert key not in chunks, f"two points for {key}"
-                assert str(point.id) == point_id(NAME, *key), f"point of {key} has a foreign id"
-                chunks[key] = str(payload["text"])
+                assert point.id == point_id(NAME, *key), f"point of {key} has a foreign id"
+                chunks[key] = str(point.payload["text"])
+                assert point.sparse is not None
+                terms[key] = point.sparse.indices
             if offset is None:
-                return chunks
+                return chunks, terms
     finally:
-        client.close()
+        await store.close()
 
 
 # --- Servers of this module: killed by its tests, so never the session's shared ones ---
@@ -139,8 +146,8 @@ async def embedded_run(
             assert row is not None
             docs = await metadata.known_documents(session, row.id)
     assert report.progress.files_total == 322
-    chunks = read_store(data_dir)
-    return IndexState(chunks, {path: (doc.status, doc.chunk_count) for path, doc in docs.items()})
+    chunks, terms = await read_store(data_dir)
+    return IndexState(chunks, {path: (doc.status, doc.chunk_count) for path, doc in docs.items()}, terms)
 
 
 @pytest.fixture
@@ -183,14 +190,16 @@ def read_service_state(stack: Stack) -> IndexState:
     with stack.api() as client:
         items = client.get(f"/api/v1/collections/{NAME}/documents", params={"limit": 1000}).json()["items"]
     assert stack.gateway is not None
-    stack.gateway.stop()  # the local-mode store belongs to one process: read it once the gateway is gone
-    return IndexState(read_store(stack.workdir / "data"), {d["path"]: (d["status"], d["chunk_count"]) for d in items})
+    stack.gateway.stop()  # the embedded store belongs to one process: read it once the gateway is gone
+    chunks, terms = asyncio.run(read_store(stack.workdir / "data"))
+    return IndexState(chunks, {d["path"]: (d["status"], d["chunk_count"]) for d in items}, terms)
 
 
 def assert_same_index(state: IndexState, expected: IndexState) -> None:
     assert len(state.chunks) == len(expected.chunks), "points lost or duplicated"
     assert state.chunks == expected.chunks, "a document was split or embedded differently than in embedded mode"
     assert state.documents == expected.documents
+    assert state.terms == expected.terms, "keyword vectors differ from embedded mode's"
     per_document: dict[str, int] = {}
     for path, _ in state.chunks:
         per_document[path] = per_document.get(path, 0) + 1
@@ -264,11 +273,15 @@ def test_one_worker_killed(stack: Stack, corpus: Path, embedded_run: IndexState)
     def listen_in_background(operation_id: str) -> None:
         threading.Thread(target=listen, args=(operation_id,), daemon=True).start()
 
-    def wait_for_the_end_event() -> None:
+    searched: list[dict[str, Any]] = []
+
+    def wait_for_the_end_event_then_search() -> None:
         # Before the state is read, which stops the gateway: the stream polls its row every 0.25 s.
         deadline = time.monotonic() + 10
         while (not events or events[-1][0] != "end") and time.monotonic() < deadline:
             time.sleep(0.1)
+        with stack.api() as client:
+            searched.append(client.post(f"/api/v1/collections/{NAME}/search", json={"query": "API keys"}).json())
 
     final = run_with_fault(
         stack,
@@ -278,12 +291,16 @@ def test_one_worker_killed(stack: Stack, corpus: Path, embedded_run: IndexState)
         kill_one,
         seed=1,
         on_start=listen_in_background,
-        on_end=wait_for_the_end_event,
+        on_end=wait_for_the_end_event_then_search,
     )
     # The stream is made of the REST answer's own counters: it ends with exactly the final state.
     assert events[-1] == ("end", final)
     processed = [body["files_processed"] for _, body in events]
     assert processed == sorted(processed) and len(events) >= 3
+    # The service-mode gateway searches with the same service: hybrid, each hit explained by both retrievers.
+    (answer,) = searched
+    assert answer["modes"] == {NAME: "hybrid"} and answer["notes"] == [], answer
+    assert {c["retriever"] for hit in answer["hits"] for c in hit["explain"]} == {"dense", "sparse"}
 
 
 def test_all_workers_killed_then_new_ones(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
@@ -305,6 +322,38 @@ def test_embedder_killed_and_restarted(stack: Stack, corpus: Path, embedded_run:
         stack.embedder.start()
 
     run_with_fault(stack, corpus, embedded_run, "embedder", kill_and_restart, seed=3)
+
+
+def test_gateway_killed_and_restarted(stack: Stack, corpus: Path, embedded_run: IndexState) -> None:
+    # Workers hand every batch to the gateway: the batches in flight at the kill are retried against the
+    # new process and applied once.
+    def kill_and_restart() -> None:
+        assert stack.gateway is not None
+        stack.gateway.kill9()
+        time.sleep(2)
+        stack.gateway.start()
+        wait_until_ready(f"{stack.gateway_url}/healthz", stack.gateway)
+
+    run_with_fault(stack, corpus, embedded_run, "gateway", kill_and_restart, seed=6)
+
+
+def test_an_embedder_that_stops_answering_past_the_job_timeout(
+    stack: Stack, corpus: Path, embedded_run: IndexState
+) -> None:
+    # SIGSTOP: connections stay open and nothing answers, so the jobs in flight outlast their timeout.
+    # Each is retried like any passing fault; none is dropped, which would leave its batch uncommitted
+    # and the operation open for good.
+    def freeze_then_thaw() -> None:
+        assert stack.embedder is not None and stack.embedder.popen is not None
+        stack.embedder.popen.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(2.5 * stack.job_timeout)
+        finally:
+            stack.embedder.popen.send_signal(signal.SIGCONT)
+
+    run_with_fault(stack, corpus, embedded_run, "embedder stopped", freeze_then_thaw, seed=7)
+    timed_out = [w.name for w in stack.workers if "outlasted" in w.log_path.read_text(errors="replace")]
+    assert timed_out, "no job ran into its timeout: the fault did not test what it should"
 
 
 def test_redis_killed_and_restarted(stack: Stack, corpus: Path, embedded_run: IndexState, redis_dir: Path) -> None:
@@ -348,6 +397,7 @@ def test_cancel_mid_run_leaves_every_document_whole(stack: Stack, corpus: Path, 
         assert (status, count) == embedded_run.documents[path], path
         for index in range(count):
             assert state.chunks[(path, index)] == embedded_run.chunks[(path, index)]
+            assert state.terms[(path, index)] == embedded_run.terms[(path, index)]
     assert len(state.chunks) == sum(count for _, count in state.documents.values())
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from arq.connections import RedisSettings, create_pool
 
+from semantik.contracts.queue import deserialize_job, serialize_job
 from semantik.core.context import open_semantik
-from semantik.core.queue import deserialize_job, serialize_job
 from semantik.core.settings import Settings
 from semantik.gateway.app import create_app
 from semantik.worker import tasks

@@ -121,7 +121,9 @@ async def serve_in_process(app: ASGIApp, *, start_timeout: float = 60) -> AsyncI
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, port=port, log_level="warning", ws="websockets-sansio", ws_max_size=64 * 1024)
+    )
     serving = asyncio.create_task(server.serve())
     try:
         for _ in range(int(start_timeout / 0.05)):  # uvicorn sets a flag, not an event

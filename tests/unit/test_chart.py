@@ -149,7 +149,8 @@ def test_the_operators_role_is_the_rbac_list_namespaced_unless_it_watches_every_
     assert "--namespace=search" in pod_spec(find(objects, "Deployment", "-operator"))["containers"][0]["args"]
 
     everywhere = template(set_values=["operator.watchAllNamespaces=true"])
-    assert not [o for o in everywhere if o["kind"] in ("Role", "RoleBinding")]
+    # The gateway's own Role (cluster mode, tests/unit/test_chart_gateway_rbac.py) stays in the release's namespace.
+    assert not [o for o in everywhere if o["kind"] in ("Role", "RoleBinding") and "-operator" in o["metadata"]["name"]]
     assert find(everywhere, "ClusterRole", "semantik-operator")["rules"] == RULES
     cluster_binding = find(everywhere, "ClusterRoleBinding", "semantik-operator")
     assert cluster_binding["roleRef"]["kind"] == "ClusterRole" and cluster_binding["subjects"] == subjects
@@ -157,9 +158,11 @@ def test_the_operators_role_is_the_rbac_list_namespaced_unless_it_watches_every_
     assert "--all-namespaces" in args and not any(a.startswith("--namespace") for a in args)
     operator = find(objects, "Deployment", "-operator")
     assert pod_spec(operator)["serviceAccountName"] == account["metadata"]["name"]
-    # Nothing else in the chart runs with API credentials.
+    # Nothing else in the chart runs with API credentials but the gateway in cluster mode (its own Role, tested
+    # in tests/unit/test_chart_gateway_rbac.py).
+    gateway = find(objects, "Deployment", "-gateway")["metadata"]["name"]
     for workload in workloads(objects):
-        if workload is not operator and workload["metadata"]["name"] != operator["metadata"]["name"]:
+        if workload["metadata"]["name"] not in (operator["metadata"]["name"], gateway):
             assert pod_spec(workload).get("automountServiceAccountToken") is False, workload["metadata"]["name"]
 
 
@@ -332,7 +335,11 @@ def test_the_services_accept_the_environment_the_chart_gives_them(
     assert operator_settings.gateway_url == f"http://{find(objects, 'Service', '-gateway')['metadata']['name']}:8080"
     internal = next(e for e in operator["env"] if e["name"] == "SEMANTIK_OPERATOR_INTERNAL_TOKEN")
     assert internal["valueFrom"]["secretKeyRef"] == {"name": operator_settings.internal_token_secret, "key": "token"}
-    gateway_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "valueFrom" in e}
+    gateway_refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    # Cluster mode's namespace comes from the downward API, not a Secret.
+    assert settings.cluster_mode and settings.namespace is not None
     assert gateway_refs["SEMANTIK_INTERNAL_TOKEN"] == internal["valueFrom"]["secretKeyRef"]
     # The Redis URL (with its password) and the embedder token reach every process only from Secrets, and
     # the operator hands its workers and embedders the same Secrets the gateway reads.
@@ -430,7 +437,9 @@ def test_external_databases_run_no_stores_and_read_the_given_secrets() -> None:
     objects = template(CHART / "ci" / "external-databases-values.yaml")
     assert not [o for o in objects if o["kind"] == "StatefulSet"]
     gateway = pod_spec(find(objects, "Deployment", "-gateway"))["containers"][0]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "valueFrom" in e}
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert refs["SEMANTIK_DATABASE_URL"] == {"name": "semantik-database", "key": "url"}
     assert refs["SEMANTIK_INTERNAL_TOKEN"] == {"name": "semantik-internal-token", "key": "token"}
     env = env_of(gateway, objects)

@@ -108,3 +108,20 @@ def test_index_jobs_may_set_a_deadline() -> None:
         collection["properties"]["indexing"]["properties"]["activeDeadlineSeconds"],
     ):
         assert field["type"] == "integer" and field["minimum"] >= 1
+
+
+def test_search_language_is_one_the_analyzer_knows_defaulting_to_english() -> None:
+    from typing import get_args
+
+    from semantik.core.search.analyzer import Language as GatewayLanguage
+    from semantik_operator.spec import Language as OperatorLanguage
+
+    spec = load("collection.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    search = spec["properties"]["search"]
+    language = search["properties"]["language"]
+    assert language["type"] == "string"
+    assert search["default"] == {"language": "english"} and language["default"] == "english"
+    assert "klingon" not in language["enum"] and "English" not in language["enum"]
+    # The API server, the operator and the gateway must refuse and accept the same languages.
+    assert sorted(language["enum"]) == sorted(get_args(GatewayLanguage)) == sorted(OperatorLanguage)
+    assert "stemmer" in language["description"] and "without re-embedding" in language["description"]

@@ -34,7 +34,8 @@ from semantik.core.pipeline.extract import (
     extract,
 )
 from semantik.core.pipeline.tokens import HFTextTokenizer, TokenSpans, load_tokenizer
-from semantik.core.services.search import SNIPPET_SCAN_CHARS, _densest, _term_words, make_snippet, query_terms
+from semantik.core.search.analyzer import MAX_WORD_CHARS, Analyzer
+from semantik.core.search.snippets import SNIPPET_SCAN_CHARS, _densest, _marked_words, make_snippet
 
 T = TypeVar("T")
 GROWTH = 8
@@ -224,11 +225,24 @@ def test_chunking_hostile_text_is_linear_and_bounded(
     assert max(len(chunk.text) for chunk in chunks) <= MAX_CHUNK_CHARS
 
 
-# --- search.py: query words and snippets -----------------------------------------------------------------
+# --- search: the keyword analyzer and snippets ----------------------------------------------------------
 
 
-def test_query_words_are_linear() -> None:
-    assert_linear(query_terms, lambda n: "a" * (1000 * n) + " ab" * (300 * n), 10)
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda n: "a" * (1000 * n) + " ab" * (300 * n), id="one-giant-word"),
+        pytest.param(lambda n: " ".join(f"w{i:07}" for i in range(300 * n)), id="new-words"),
+        pytest.param(lambda n: " ".join(f"{i:07}" + "k" * (MAX_WORD_CHARS - 7) for i in range(30 * n)), id="longest"),
+        pytest.param(lambda n: "e\u0301" * (1000 * n), id="one-giant-accented-word"),
+        pytest.param(lambda n: "\u0301 " * (1000 * n), id="lone-accents"),
+        pytest.param(lambda n: " ".join(f"{i:06}" + "\ufdfa" * 40 for i in range(10 * n)), id="nfkc-expanding"),
+        pytest.param(lambda n: "the a of and " * (300 * n), id="stopwords"),
+    ],
+)
+def test_analysis_is_linear(make: Callable[[int], str]) -> None:
+    # A fresh analyzer for each call, so its cache of words hides no work.
+    assert_linear(lambda text: Analyzer().terms(text), make, 4)
 
 
 @pytest.mark.parametrize(
@@ -240,16 +254,36 @@ def test_query_words_are_linear() -> None:
     ],
 )
 def test_snippet_word_scan_is_linear(make: Callable[[int], str]) -> None:
-    terms = (*(f"key{i}" for i in range(31)), "key")
-    assert_linear(lambda text: list(_term_words(text, terms)), make, 4)
+    terms = frozenset((*(f"key{i}" for i in range(31)), "key"))
+    assert_linear(lambda text: list(_marked_words(text, terms, Analyzer())), make, 4)
 
 
 def test_densest_window_is_linear() -> None:
     assert_linear(lambda starts: _densest(starts, 320), lambda n: list(range(0, 20_000 * n, 4)), 16)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda n: "rotate the keys " * (400 * n), id="matches-everywhere"),
+        pytest.param(
+            lambda n: " ".join(f"w{i:07}" for i in range(500 * n)) + " rotate keys", id="one-match-at-the-end"
+        ),
+    ],
+)
+def test_a_snippet_is_linear_below_the_scan_bound(make: Callable[[int], str]) -> None:
+    analyzer = Analyzer()
+    terms = analyzer.terms("rotating keys")
+    assert len(make(8)) <= SNIPPET_SCAN_CHARS
+    assert_linear(lambda text: make_snippet(text, terms, Analyzer()), make, 1)
+
+
 def test_a_snippet_costs_the_same_on_a_huge_chunk() -> None:
     # Only the first SNIPPET_SCAN_CHARS of a chunk are searched, so 8 times the text costs no more.
+    analyzer = Analyzer()
+    terms = analyzer.terms("rotate keys")
     phrase = "rotate the keys "
-    ratio = growth(lambda text: make_snippet(text, "rotate keys"), lambda n: phrase * (n * SNIPPET_SCAN_CHARS), 1)
+    ratio = growth(
+        lambda text: make_snippet(text, terms, analyzer), lambda n: phrase * (n * SNIPPET_SCAN_CHARS // len(phrase)), 1
+    )
     assert ratio < 3, f"time grew {ratio:.1f}x for {GROWTH}x the text"

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from semantik.contracts.models import MODEL_SPECS, Pooling, UnknownModelError, model_spec
+from semantik.core.embedding import model_for
+from semantik.core.embedding.loading import check_model_dir, load_tokenizer
 from semantik.core.errors import InvalidInputError, ModelUnavailableError
-from semantik.embedder.loading import check_model_dir, load_tokenizer
-from semantik.embedder.specs import MODEL_SPECS, Pooling, model_spec
 
 
 def test_a_missing_model_dir_names_the_setting(tmp_path: Path) -> None:
@@ -30,6 +31,11 @@ def test_model_table() -> None:
     assert (minilm.dimension, minilm.pooling, minilm.max_seq_length) == (384, Pooling.MEAN, 256)
     qwen = MODEL_SPECS["Qwen/Qwen3-Embedding-0.6B"]
     assert qwen.pooling is Pooling.LAST_TOKEN and qwen.padding_side == "left" and qwen.query_instruction
-    with pytest.raises(InvalidInputError, match="known models") as caught:
+    with pytest.raises(UnknownModelError, match="known models"):
         model_spec("bert-base")
-    assert caught.value.field == "model"
+
+
+def test_an_unknown_model_is_the_callers_mistake_on_the_model_field() -> None:
+    with pytest.raises(InvalidInputError, match="known models") as caught:
+        model_for("bert-base")
+    assert (caught.value.status, caught.value.field) == (422, "model")

@@ -26,6 +26,7 @@ from semantik_operator.builders.indexing import (
     refused_host_paths,
     source_globs,
 )
+from semantik_operator.builders.store import build_store_request
 from semantik_operator.settings import OperatorSettings
 from semantik_operator.spec import CollectionSpec, IndexMode, Quantization
 
@@ -197,8 +198,32 @@ def test_a_change_of_model_or_chunking_changes_the_index_hash_and_nothing_else_d
     assert index_spec_hash(more_replicas) == index_spec_hash(base)
 
 
+def test_the_store_request_carries_the_keyword_language_and_the_gateway_accepts_it() -> None:
+    from pydantic import ValidationError
+
+    from semantik.gateway.routers.internal_collections import EnsureCollectionIn
+
+    english = CollectionSpec.model_validate(collection()["spec"])
+    german = CollectionSpec.model_validate({**collection()["spec"], "search": {"language": "german"}})
+    request = build_store_request(german, source_path="/sources", embedder_url="http://embed:8000")
+    assert request["search"] == {"language": "german"}
+    accepted = EnsureCollectionIn.model_validate(request)
+    assert accepted.search.language == "german"
+    assert (accepted.source_path, accepted.include, accepted.embedder_url) == (
+        "/sources",
+        ["wiki/**"],
+        "http://embed:8000",
+    )
+
+    assert build_store_request(english, source_path="/s", embedder_url="u")["search"] == {"language": "english"}
+    # The keyword index is rebuilt from stored text: a language change is no reindex of the embeddings.
+    assert index_spec_hash(german) == index_spec_hash(english)
+    with pytest.raises(ValidationError):
+        CollectionSpec.model_validate({**collection()["spec"], "search": {"language": "klingon"}})
+
+
 def test_store_names_are_unique_per_namespace_and_fit() -> None:
-    from semantik_operator.handlers import store_name
+    from semantik.contracts.naming import store_name
 
     assert store_name("docs", "handbook") == "docs-handbook"
     assert store_name("a" * 40, "b" * 40) != store_name("c" * 40, "b" * 40)
@@ -221,3 +246,27 @@ def test_an_embedder_no_longer_searched_nor_built_with_is_stale() -> None:
     assert stale_embedders(deployments, "uid-a", keep={live, pending}) == [abandoned]
     assert stale_embedders(deployments, "uid-a", keep={live}) == [abandoned, pending]
     assert stale_embedders(deployments, "uid-c", keep=set()) == []
+
+
+def test_the_store_layout_reaches_the_gateway_body_and_the_gateway_accepts_it() -> None:
+    from semantik.gateway.routers.internal_collections import EnsureCollectionIn
+
+    store = {"shards": 12, "replicationFactor": 2, "onDisk": True}
+    sharded = CollectionSpec.model_validate({**collection()["spec"], "store": store})
+    request = build_store_request(sharded, source_path="/sources", embedder_url="http://embed:8000")
+    assert request["store"] == {"shards": 12, "replication_factor": 2, "on_disk": True}
+    accepted = EnsureCollectionIn.model_validate(request).store
+    assert accepted is not None
+    assert (accepted.shards, accepted.replication_factor, accepted.on_disk) == (12, 2, True)
+
+    # Only the fields the Collection sets: the rest stay the Qdrant server's defaults.
+    partial = CollectionSpec.model_validate({**collection()["spec"], "store": {"shards": 6}})
+    assert build_store_request(partial, source_path="/s", embedder_url="u")["store"] == {"shards": 6}
+    # No block: no field, so the gateway keeps the collection's layout as it is.
+    plain = CollectionSpec.model_validate(collection()["spec"])
+    assert "store" not in build_store_request(plain, source_path="/s", embedder_url="u")
+    assert (
+        EnsureCollectionIn.model_validate(build_store_request(plain, source_path="/s", embedder_url="u")).store is None
+    )
+    # The layout lives in the store, not the vectors: a change of it is no reindex.
+    assert index_spec_hash(sharded) == index_spec_hash(plain)

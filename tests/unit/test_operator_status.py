@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from semantik_operator.metrics import CollectionPhases
-from semantik_operator.status import PHASES, Condition, collection_phase, merge_conditions, ready_condition
+from semantik_operator.status import (
+    PHASES,
+    Condition,
+    collection_phase,
+    merge_conditions,
+    ready_condition,
+    workers_gone,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 1, 2, tzinfo=UTC)
@@ -69,3 +77,30 @@ def test_a_refused_host_path_is_failed_not_pending() -> None:
     assert (ready.status, ready.reason) == (False, "HostPathNotAllowed")
     missing = [Condition("Indexed", False, "SourceMissing", "claim docs does not exist")]
     assert collection_phase(missing, indexing=False) == "Pending"  # a claim may yet appear
+
+
+def worker_job(condition: str | None, *, completed: str | None = None, reason: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {"active": 0 if condition else 1}
+    if condition:
+        status["conditions"] = [
+            {"type": "SuccessCriteriaMet" if condition == "Complete" else "FailureTarget", "status": "True"},
+            {"type": condition, "status": "True", "reason": reason, "message": "why", "lastTransitionTime": completed},
+        ]
+    if completed and condition == "Complete":
+        status["completionTime"] = completed
+    return {"status": status}
+
+
+def test_workers_still_running_or_just_finished_may_still_end_the_operation() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert workers_gone(worker_job(None), now, grace_seconds=300) is None
+    assert workers_gone(worker_job("Complete", completed="2026-12-02T11:58:00Z"), now, grace_seconds=300) is None
+
+
+def test_a_failed_gone_or_long_finished_worker_job_means_the_operation_cannot_end() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    failed = workers_gone(worker_job("Failed", reason="DeadlineExceeded"), now, grace_seconds=300)
+    assert failed is not None and "DeadlineExceeded" in failed
+    assert workers_gone(None, now, grace_seconds=300) == "its worker Job is gone"
+    exited = workers_gone(worker_job("Complete", completed="2026-12-02T11:50:00Z"), now, grace_seconds=300)
+    assert exited == "its workers all exited 600 s ago with the operation still open"

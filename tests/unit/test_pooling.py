@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from semantik.embedder.pooling import pool
-from semantik.embedder.specs import Pooling
+from semantik.contracts.models import Pooling
+from semantik.core.embedding.pooling import pool
 
 HIDDEN = torch.tensor(
     [

@@ -7,8 +7,9 @@ import pickle
 import pytest
 from arq.jobs import DeserializationError, deserialize_job_raw, serialize_job, serialize_result
 
-from semantik.core.queue import deserialize_job, redacted
-from semantik.core.queue import serialize_job as to_json
+from semantik.contracts.queue import deserialize_job
+from semantik.contracts.queue import serialize_job as to_json
+from semantik.worker.config import redacted
 
 
 def test_a_job_round_trips_through_arq_as_json() -> None:

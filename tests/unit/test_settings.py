@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
 from semantik.core.settings import Settings, is_loopback
+from semantik.core.store.backend import StoreEngine
 from semantik.embedder.settings import EmbedderSettings
 from semantik.worker.config import WorkerConfig
 from semantik_operator.settings import OperatorSettings
@@ -30,6 +31,11 @@ def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.data_dir == tmp_path / ".local/share/semantik"
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/.local/share/semantik/semantik.db"
     assert settings.resolved_qdrant_path == tmp_path / ".local/share/semantik/qdrant"
+    # Edge is the embedded engine, in a directory of its own; local mode, when chosen, keeps its old one.
+    assert settings.store_engine is StoreEngine.EDGE
+    assert settings.resolved_store_path == tmp_path / ".local/share/semantik/store-edge"
+    local = Settings(store_engine="qdrant-local")
+    assert local.resolved_store_path == settings.resolved_qdrant_path
     assert (settings.resolved_model_path / "config.json").is_file()
     assert not settings.auth_required
 

@@ -215,6 +215,11 @@ local mode locks its folder to one process, hence one gateway pod (the schema) r
 {{- if or .Values.embedder.modelPath (ne .Values.embedder.model "sentence-transformers/all-MiniLM-L6-v2") }}true{{ end }}
 {{- end }}
 
+{{/* The gateway reads the model cache for its query tokenizer (a model not bundled) and for a reranker. */}}
+{{- define "semantik.gatewayUsesModelCache" -}}
+{{- if or (include "semantik.usesModelCache" .) .Values.gateway.rerank.enabled }}true{{ end }}
+{{- end }}
+
 {{/* SEMANTIK_MODEL_PATH / SEMANTIK_EMBEDDER_MODEL_PATH: empty for the bundled model. */}}
 {{- define "semantik.modelPath" -}}
 {{- if .Values.embedder.modelPath }}

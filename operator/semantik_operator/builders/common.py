@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
+
+from semantik.contracts.naming import short_hash as short_hash  # the one definition; builders import it here
 
 GROUP = "semantik.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 MANAGED_BY = "semantik-operator"
 MAX_NAME = 63
-
-
-def short_hash(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8]
 
 
 def child_name(*parts: str, suffix: str) -> str:

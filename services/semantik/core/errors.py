@@ -25,6 +25,10 @@ class NotFoundError(SemantikError):
     status = 404
 
 
+class OutOfScopeError(NotFoundError):
+    """Outside the caller's scope: answered exactly as a missing thing, but the audit records a denial."""
+
+
 class ConflictError(SemantikError):
     code = "conflict"
     status = 409

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from semantik.core.access import MAX_SCOPES, Role, validate_scopes
 from semantik.core.embedding import Precision
+from semantik.core.errors import InvalidInputError
 from semantik.core.pipeline.chunk import ChunkStrategy
 from semantik.core.pipeline.roots import SourceRoots
+from semantik.core.store.backend import StoreEngine
 
 if TYPE_CHECKING:
     from semantik.core.pipeline.sandbox import SandboxLimits
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def bundled_model_path() -> Path:
@@ -35,6 +40,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+EDGE_STORE_DIR = "store-edge"
+"""The edge store's directory in the data dir, beside local mode's `qdrant`."""
 
 
 class Mode(StrEnum):
@@ -84,6 +93,27 @@ class ExtractionSettings(BaseSettings):
         )
 
 
+class OidcGrant(BaseModel):
+    """What members of one OIDC group (a value of oidc_claim) may do."""
+
+    role: Role
+    collections: list[str] = Field(min_length=1, max_length=MAX_SCOPES)
+
+    @field_validator("collections")
+    @classmethod
+    def _valid_scopes(cls, value: list[str]) -> list[str]:
+        try:
+            return list(validate_scopes(value))
+        except InvalidInputError as error:
+            raise ValueError(error.message) from error
+
+
+LOCK_TIMEOUT_SECONDS = 30.0
+"""Far above any lock our own short transactions hold, and below the worker's 60 s wait for an answer."""
+IDLE_IN_TRANSACTION_SECONDS = 300.0
+"""No transaction of ours waits that long between statements; a dead client's locks go within 5 minutes."""
+
+
 class Settings(ExtractionSettings):
     """Every setting of the CLI and the gateway; each one is read from ``SEMANTIK_<NAME>``."""
 
@@ -98,8 +128,26 @@ class Settings(ExtractionSettings):
         description="SQLAlchemy async URL of the metadata DB; default: SQLite in the data dir. "
         "PostgreSQL: postgresql+asyncpg://user:pass@host:5432/db.",
     )
+    database_lock_timeout_seconds: float = Field(
+        default=LOCK_TIMEOUT_SECONDS,
+        gt=0,
+        le=3600,
+        description="PostgreSQL: how long a statement waits for a lock before it fails (and is retried).",
+    )
+    database_idle_in_transaction_seconds: float = Field(
+        default=IDLE_IN_TRANSACTION_SECONDS,
+        gt=0,
+        le=86400,
+        description="PostgreSQL: a session idle inside a transaction this long is ended, its locks released "
+        "(a client killed mid-transaction).",
+    )
     qdrant_url: str | None = Field(
-        default=None, description="URL of a Qdrant server; unset: Qdrant's local mode in the data dir."
+        default=None, description="URL of a Qdrant server; unset: the embedded store in the data dir."
+    )
+    store_engine: StoreEngine = Field(
+        default=StoreEngine.EDGE,
+        description="Engine of the embedded store: edge (qdrant-edge, indexed, in <data_dir>/store-edge) or "
+        "qdrant-local (qdrant-client's local mode, an exact scan, in qdrant_path).",
     )
     qdrant_path: Path | None = Field(
         default=None, description="Directory of Qdrant's local-mode store; default <data_dir>/qdrant."
@@ -143,6 +191,26 @@ class Settings(ExtractionSettings):
     )
     chunk_size: int = Field(default=200, description="Default chunk size in model tokens.")
     chunk_overlap: int = Field(default=32, description="Default overlap in model tokens.")
+    language: str = Field(
+        default="english",
+        description="Keyword-index language (stopwords, Snowball stemmer) of collections created without one.",
+    )
+    rerank_model_path: Path | None = Field(
+        default=None,
+        description="Local directory of a cross-encoder reranker (a transformers sequence-classification "
+        "model); unset: no reranking. Never downloaded.",
+    )
+    rerank_candidates: int = Field(
+        default=50, ge=1, le=500, description="Fused candidates the reranker scores per search."
+    )
+    rerank_batch_size: int = Field(default=16, ge=1, le=256, description="Pairs in one reranker forward pass.")
+    rerank_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Time the reranker may take per search; past it the fused order is returned and says so.",
+    )
+    rerank_device: str = Field(default="cpu", description="torch device of the reranker: cpu or cuda.")
     host: str = Field(default="127.0.0.1", description="Address `semantik serve` binds to.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `semantik serve` listens on.")
     require_auth: bool | None = Field(
@@ -161,6 +229,26 @@ class Settings(ExtractionSettings):
         description="Bearer token of the gateway's internal API (/internal/v1) used by workers and the "
         "operator; unset: that API is off.",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer (`iss`) of the OIDC tokens the gateway accepts as bearer tokens; unset: API keys only.",
+    )
+    oidc_audience: str | None = Field(default=None, description="Audience (`aud`) OIDC tokens must name.")
+    oidc_jwks_url: str | None = Field(default=None, description="URL of the issuer's JSON Web Key Set.")
+    oidc_jwks_file: Path | None = Field(
+        default=None, description="A JSON Web Key Set on disk, instead of oidc_jwks_url (air-gapped clusters)."
+    )
+    oidc_claim: str = Field(
+        default="groups", description="The token claim (a string or a list) whose values oidc_grants maps."
+    )
+    oidc_grants: dict[str, OidcGrant] = Field(
+        default_factory=dict,
+        description='Claim value -> grant, as JSON: {"search-admins": {"role": "admin", "collections": ["*"]}}. '
+        "A token matching no entry sees no collection.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Signature algorithms accepted on OIDC tokens."
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
@@ -173,6 +261,19 @@ class Settings(ExtractionSettings):
         "chunk text and vectors); default: 12 x max_file_bytes.",
     )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    cluster_mode: bool = Field(
+        default=False,
+        description="Collections are Collection resources in `namespace` (the chart sets it): REST creates, "
+        "deletes and indexes through the Kubernetes API and the operator does the work.",
+    )
+    namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Collection resources in cluster mode; default: the pod's own namespace "
+        "(its service account's namespace file).",
+    )
+    kube_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Time one Kubernetes API call may take in cluster mode."
+    )
 
     @model_validator(mode="after")
     def _expand_paths(self) -> Settings:
@@ -181,12 +282,35 @@ class Settings(ExtractionSettings):
             self.qdrant_path = self.qdrant_path.expanduser()
         if self.model_path is not None:
             self.model_path = self.model_path.expanduser()
+        if self.rerank_model_path is not None:
+            self.rerank_model_path = self.rerank_model_path.expanduser()
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_is_whole(self) -> Settings:
+        if self.oidc_issuer is None:
+            return self
+        if not self.oidc_audience:
+            raise ValueError("OIDC needs SEMANTIK_OIDC_AUDIENCE: a token for another service must not pass")
+        if (self.oidc_jwks_url is None) == (self.oidc_jwks_file is None):
+            raise ValueError("OIDC needs exactly one of SEMANTIK_OIDC_JWKS_URL and SEMANTIK_OIDC_JWKS_FILE")
+        if any(algorithm.upper().startswith("HS") or algorithm == "none" for algorithm in self.oidc_algorithms):
+            raise ValueError("SEMANTIK_OIDC_ALGORITHMS: only asymmetric algorithms (RS*, ES*, PS*, EdDSA)")
         return self
 
     @model_validator(mode="after")
     def _service_mode_needs_redis(self) -> Settings:
         if self.mode is Mode.SERVICE and not self.redis_url:
             raise ValueError("service mode needs SEMANTIK_REDIS_URL: the work queues live in Redis")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_mode_has_a_namespace(self) -> Settings:
+        if self.cluster_mode and self.namespace is None:
+            with contextlib.suppress(OSError):
+                self.namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+            if self.namespace is None:
+                raise ValueError(f"cluster mode needs SEMANTIK_NAMESPACE (or {SERVICE_ACCOUNT_NAMESPACE})")
         return self
 
     @property
@@ -203,6 +327,13 @@ class Settings(ExtractionSettings):
     @property
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def resolved_store_path(self) -> Path:
+        """The embedded store's directory: a separate one per engine, so neither opens the other's files."""
+        if self.store_engine is StoreEngine.QDRANT_LOCAL:
+            return self.resolved_qdrant_path
+        return self.data_dir / EDGE_STORE_DIR
 
     @property
     def resolved_model_path(self) -> Path:

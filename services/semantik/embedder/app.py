@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 import time
@@ -18,14 +17,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from semantik import __version__
-from semantik.core.embedding import TextKind
+from semantik.contracts.errors import error_body
+from semantik.contracts.vectors import encode_vector
+from semantik.core.embedding import TextKind, model_for
+from semantik.core.embedding.engine import EmbeddingEngine
 from semantik.core.errors import InvalidInputError, SemantikError, UnauthorizedError
+from semantik.core.http import install_error_handlers
 from semantik.embedder import metrics
 from semantik.embedder.batcher import DynamicBatcher, QueueFullError
-from semantik.embedder.engine import EmbeddingEngine
+from semantik.embedder.disconnect import ClientGoneError, unless_client_leaves
 from semantik.embedder.settings import EmbedderSettings
-from semantik.embedder.specs import model_spec
-from semantik.gateway.errors import error_body, install_error_handlers
 
 EngineFactory = Callable[[EmbedderSettings], EmbeddingEngine]
 
@@ -58,7 +59,7 @@ class ModelInfo(BaseModel):
 
 def default_engine(settings: EmbedderSettings) -> EmbeddingEngine:
     return EmbeddingEngine.load(
-        model_spec(settings.model_name),
+        model_for(settings.model_name),
         settings.resolved_model_path,
         device=settings.device,
         precision=settings.dtype,
@@ -174,7 +175,10 @@ def create_embedder_app(
         batcher: DynamicBatcher = request.app.state.batcher
         ids = await asyncio.to_thread(engine.tokenize, body.texts, body.kind)
         try:
-            vectors = await batcher.embed(ids)
+            vectors = await unless_client_leaves(request, batcher.embed(ids))
+        except ClientGoneError:
+            metrics.ERRORS.labels("client_gone").inc()
+            return Response(status_code=499)
         except SemantikError as exc:
             metrics.ERRORS.labels(exc.code).inc()
             raise
@@ -188,7 +192,7 @@ def create_embedder_app(
             "encoding_format": body.encoding_format,
         }
         if body.encoding_format == "base64":
-            payload["vectors"] = [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in vectors]
+            payload["vectors"] = [encode_vector(row) for row in vectors]
         else:
             payload["vectors"] = vectors.tolist()
         # Serialised here: FastAPI's generic encoder walks every float and is several times slower.

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from semantik.core.embedding.engine import EmbeddingEngine, TextTooLargeError
 from semantik.core.errors import SemantikError
 from semantik.embedder import metrics
-from semantik.embedder.engine import EmbeddingEngine, TextTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,24 @@ class DynamicBatcher:
         budget = max(self._engine.max_batch_tokens * 16, TAKE_MIN_TOKENS)
         taken: list[_Request] = []
         tokens = 0
+        waiting = self._without_abandoned(waiting)
         for index, request in enumerate(waiting):
             if taken and tokens + request.tokens > budget:
                 return taken, waiting[index:]
             taken.append(request)
             tokens += request.tokens
         return taken, []
+
+    def _without_abandoned(self, waiting: list[_Request]) -> list[_Request]:
+        # A request whose client left (its future cancelled) is not computed: under overload, clients
+        # that time out and retry would otherwise queue the same work again behind their own dead copies.
+        kept = [request for request in waiting if not request.future.done()]
+        dropped = sum(len(request.ids) for request in waiting) - sum(len(request.ids) for request in kept)
+        if dropped:
+            self._queued_texts -= dropped
+            metrics.QUEUE_DEPTH.set(self._queued_texts)
+            metrics.ABANDONED_TEXTS.inc(dropped)
+        return kept
 
     async def _run(self, requests: list[_Request]) -> None:
         rows = [row for request in requests for row in request.ids]

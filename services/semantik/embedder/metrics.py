@@ -23,6 +23,9 @@ BATCH_TOKENS = Histogram(
     buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
 )
 QUEUE_DEPTH = Gauge("semantik_embedder_queue_depth", "Texts waiting for a forward pass.")
+ABANDONED_TEXTS = Counter(
+    "semantik_embedder_abandoned_texts_total", "Queued texts dropped unembedded because their client left."
+)
 FORWARD_SECONDS = Histogram(
     "semantik_embedder_forward_seconds",
     "Duration of one forward pass.",

@@ -4,26 +4,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
-from starlette.routing import Match
 
 from semantik import __version__
 from semantik.core.context import open_semantik
 from semantik.core.embedding import Embedder
+from semantik.core.http import API_ERROR_RESPONSES, install_error_handlers
 from semantik.core.settings import Mode, Settings
 from semantik.gateway import metrics
-from semantik.gateway.deps import require_api_key, require_internal_token
-from semantik.gateway.errors import API_ERROR_RESPONSES, install_error_handlers
+from semantik.gateway.audit import AuditTrail
+from semantik.gateway.backfills import Backfills
+from semantik.gateway.cluster import ClusterCollections
+from semantik.gateway.deps import get_principal, require_internal_token
 from semantik.gateway.limits import BodyLimit
+from semantik.gateway.oidc import OidcVerifier
 from semantik.gateway.operations import InlineOperations, OperationExecutor, QueuedOperations
-from semantik.gateway.routers import collections, health, internal, internal_collections, operations, search
+from semantik.gateway.routers import (
+    audit,
+    collections,
+    health,
+    internal,
+    internal_collections,
+    keys,
+    operations,
+    search,
+)
+from semantik.gateway.routing import matched_route
 
 DESCRIPTION = """Semantic search over your own documents.
 
 Every error is `{"error": {"code", "message", "field"}}`. When the gateway listens on anything but
-loopback, every `/api/v1` call needs `Authorization: Bearer <key>` (create keys with `semantik keys create`).
+loopback, every `/api/v1` call needs `Authorization: Bearer <credential>`: an API key (`semantik keys
+create`, or `POST /api/v1/keys` by an admin) or, where OIDC is configured, the issuer's token. A key or
+token holds a role (read, write, admin) over the collections its scope names; a collection outside the
+scope answers 404, too weak a role 403.
 """
 
 
@@ -33,8 +49,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_semantik(settings, embedder=embedder) as semantik:
+        async with open_semantik(settings, embedder=embedder) as semantik, AsyncExitStack() as stack:
             app.state.semantik = semantik
+            if settings.cluster_mode:
+                app.state.cluster = await stack.enter_async_context(ClusterCollections.open(settings))
             executor: OperationExecutor
             if settings.mode is Mode.SERVICE:
                 assert settings.redis_url is not None
@@ -42,17 +60,23 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             else:
                 executor = InlineOperations(semantik)
             app.state.operations = executor
+            backfills = Backfills(semantik)
+            app.state.backfills = backfills
+            await backfills.start()
             try:
                 yield
             finally:
+                await backfills.shutdown()
                 await executor.shutdown()
 
     app = FastAPI(title="Semantik", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.oidc = OidcVerifier.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)
-    protected = [Depends(require_api_key)]
-    for router in (collections.router, search.router, operations.router):
+    protected = [Depends(get_principal)]
+    for router in (collections.router, search.router, operations.router, keys.router, audit.router):
         app.include_router(router, dependencies=protected, responses=API_ERROR_RESPONSES)
+    app.include_router(operations.streams)  # authenticates each connection itself
     for router in (internal.router, internal_collections.router):
         app.include_router(router, dependencies=[Depends(require_internal_token)])
 
@@ -63,6 +87,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         internal_limit=settings.resolved_max_internal_request_bytes,
         internal_token=internal_token,
     )
+    # Outside the body limit too, so the trail records the status each client really got.
+    app.add_middleware(AuditTrail)
 
     # Added last, so it is outside the body limit and counts its 413s too.
     @app.middleware("http")
@@ -79,8 +105,5 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
 def _route_template(request: Request) -> str:
     # Label by the route's template, never the raw path: collection names would explode cardinality.
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    matched = matched_route(request.scope)
+    return matched[0] if matched is not None else "unmatched"

@@ -11,7 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semantik.gateway.errors import error_body
+from semantik.contracts.errors import error_body
 
 INTERNAL_PREFIX = "/internal/"
 

@@ -10,17 +10,14 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from redis.exceptions import RedisError
 
+from semantik.contracts.queue import ACTIVE_QUEUES, deserialize_job, scan_job_id, serialize_job
 from semantik.core.context import Semantik
 from semantik.core.errors import BackendUnavailableError
 from semantik.core.pipeline.runner import IndexReport
-from semantik.core.queue import deserialize_job, serialize_job
 from semantik.core.services.indexing import cancel_operation, fail_and_report, run_index_operation
 from semantik.gateway import metrics
 
 log = logging.getLogger(__name__)
-
-ACTIVE_QUEUES = "semantik:queues"
-"""Redis set of the queues with work, which long-running workers (no --queue) serve in turn."""
 
 
 class OperationExecutor(Protocol):
@@ -103,7 +100,7 @@ class QueuedOperations:
     async def start(self, operation_id: str, queue: str | None) -> None:
         assert queue is not None
         try:
-            await self._redis.enqueue_job("scan", operation_id, _job_id=f"{operation_id}:scan", _queue_name=queue)
+            await self._redis.enqueue_job("scan", operation_id, _job_id=scan_job_id(operation_id), _queue_name=queue)
             await self._redis.sadd(ACTIVE_QUEUES, queue)  # type: ignore[misc]
         except (RedisError, OSError) as exc:
             await fail_and_report(self._semantik, operation_id, f"could not queue the operation: {exc}")

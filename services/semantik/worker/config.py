@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -32,7 +33,9 @@ class WorkerConfig(ExtractionSettings):
     )
     worker_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs one worker runs at once.")
     worker_job_timeout: int = Field(
-        default=300, ge=5, description="Seconds a job may run; a killed worker's job is retried this + 10 s later."
+        default=300,
+        ge=5,
+        description="Seconds a job may run before it is retried; a killed worker's job is retried this + 15 s later.",
     )
     worker_max_tries: int = Field(default=8, ge=1, le=50, description="Tries of a job before its files fail.")
     worker_batch_chunks: int = Field(default=64, ge=1, description="Estimated chunks in one batch job.")
@@ -44,3 +47,14 @@ class WorkerConfig(ExtractionSettings):
     @property
     def resolved_model_path(self) -> Path:
         return (self.model_path or bundled_model_path()).expanduser()
+
+
+def redacted(url: str) -> str:
+    """A Redis URL fit for a log line or an error: its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

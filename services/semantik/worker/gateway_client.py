@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from semantik.contracts.errors import error_parts
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError, SemantikError
-from semantik.core.http_errors import error_parts
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class GatewayClient:
 
 
 def _error_from(response: httpx.Response) -> SemantikError:
-    message, field = error_parts(response)
+    message, field = error_parts(response.text)
     if response.status_code == 404:
         return NotFoundError(message, field=field)
     if response.status_code == 409:

@@ -18,18 +18,17 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, async_check_health
 from redis.exceptions import AuthenticationError, RedisError
 
+from semantik.contracts.queue import ACTIVE_QUEUES, deserialize_job, serialize_job
+from semantik.core.embedding.client import HttpEmbedder
 from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.tokens import load_tokenizer
-from semantik.core.queue import deserialize_job, redacted, serialize_job
-from semantik.embedder.client import HttpEmbedder
-from semantik.gateway.operations import ACTIVE_QUEUES
-from semantik.worker.config import WorkerConfig
+from semantik.worker.config import WorkerConfig, redacted
 from semantik.worker.gateway_client import GatewayClient
-from semantik.worker.tasks import finalize, process_batch, scan
+from semantik.worker.tasks import JOB_TIMEOUT_MARGIN_SECONDS, finalize, process_batch, scan, within_job_timeout
 
 log = logging.getLogger(__name__)
 
-FUNCTIONS = [scan, process_batch, finalize]
+FUNCTIONS = [within_job_timeout(task) for task in (scan, process_batch, finalize)]
 IDLE_POLL_SECONDS = 1.0
 HEALTH_CHECK_SECONDS = 30
 
@@ -80,7 +79,7 @@ def build_worker(config: WorkerConfig, pool: ArqRedis, ctx: dict[str, Any], queu
         queue_name=queue,
         burst=burst,
         max_jobs=config.worker_concurrency,
-        job_timeout=config.worker_job_timeout,
+        job_timeout=config.worker_job_timeout + JOB_TIMEOUT_MARGIN_SECONDS,
         # arq's own limit sits above ours, so the last try still reaches the code that records the
         # batch's files as failed instead of dropping the job.
         max_tries=config.worker_max_tries + 2,
@@ -163,7 +162,7 @@ class WorkerSettings:
     functions = FUNCTIONS
     queue_name = _config.worker_queue
     redis_settings = RedisSettings.from_dsn(_config.redis_url)
-    job_timeout = _config.worker_job_timeout
+    job_timeout = _config.worker_job_timeout + JOB_TIMEOUT_MARGIN_SECONDS
     max_tries = _config.worker_max_tries + 2
     max_jobs = _config.worker_concurrency
     health_check_interval = 30

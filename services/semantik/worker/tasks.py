@@ -8,6 +8,7 @@ applies each batch once; job ids derived from (operation, batch) make a re-enque
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from arq import Retry
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from semantik.contracts.queue import batch_job_id, finalize_job_id
+from semantik.contracts.vectors import encode_vector
 from semantik.core.embedding import Embedder, TextKind
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.batch import (
@@ -39,7 +42,6 @@ from semantik.core.pipeline.roots import outside_roots_message
 from semantik.core.pipeline.sandbox import ExtractionPool
 from semantik.core.pipeline.scan import InvalidGlobError, ScannedFile
 from semantik.core.pipeline.sink import DocumentUpdate
-from semantik.gateway.internal_schemas import encode_vector
 from semantik.worker.config import WorkerConfig
 from semantik.worker.gateway_client import BodyTooLargeError, GatewayClient
 
@@ -57,14 +59,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 class TriesExhaustedError(Exception):
     """A transient fault outlasted the job's tries."""
-
-
-def batch_job_id(operation_id: str, number: int) -> str:
-    return f"{operation_id}:batch:{number}"
-
-
-def finalize_job_id(operation_id: str) -> str:
-    return f"{operation_id}:finalize"
 
 
 def retry_delay(job_try: int) -> float:
@@ -88,6 +82,36 @@ async def _transient_retry(
         delay = retry_delay(job_try)
         log.warning("retry job=%s what=%s try=%d in=%.0fs error=%s", ctx["job_id"], what, job_try, delay, exc)
         raise Retry(defer=delay) from exc
+
+
+JOB_TIMEOUT_MARGIN_SECONDS = 5
+"""arq's own job timeout sits this far above SEMANTIK_WORKER_JOB_TIMEOUT: arq ends a timed-out job for
+good, so its batch would stay uncommitted and the operation open; ours comes first and retries it."""
+
+
+def within_job_timeout(task: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[str]]:
+    """Run `task` for at most SEMANTIK_WORKER_JOB_TIMEOUT; past it the job is retried like any passing
+    fault (a stalled embedder or gateway), until the tries run out."""
+
+    @functools.wraps(task)
+    async def run(ctx: dict[str, Any], *args: Any) -> str:
+        config: WorkerConfig = ctx["config"]
+        deadline = asyncio.timeout(config.worker_job_timeout)
+        try:
+            async with deadline:
+                return await task(ctx, *args)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            job_try: int = ctx["job_try"]
+            problem = f"the job outlasted SEMANTIK_WORKER_JOB_TIMEOUT={config.worker_job_timeout}s"
+            if job_try >= config.worker_max_tries:
+                raise TriesExhaustedError(f"{problem} {job_try} times") from exc
+            delay = retry_delay(job_try)
+            log.warning("retry job=%s try=%d in=%.0fs error=%s", ctx["job_id"], job_try, delay, problem)
+            raise Retry(defer=delay) from exc
+
+    return run
 
 
 def target_from(body: dict[str, Any]) -> IndexTarget:
@@ -183,7 +207,7 @@ async def process_batch(ctx: dict[str, Any], operation_id: str, number: int) -> 
         try:
             # Any fault here (a parser's own failure is already a failed file) is retried, then the
             # batch's files are recorded failed with the reason: the operation always ends.
-            body = await _transient_retry(ctx, "build", lambda: _build_batch(ctx, target, files), (Exception,))
+            body = await _transient_retry(ctx, "build", lambda: _build_in_time(ctx, target, files), (Exception,))
         except TriesExhaustedError as exc:
             body = {"documents": [_failed_document(path, str(exc)) for path, _ in files]}
         try:
@@ -210,6 +234,24 @@ async def process_batch(ctx: dict[str, Any], operation_id: str, number: int) -> 
 async def _commit(ctx: dict[str, Any], operation_id: str, number: int, body: dict[str, Any]) -> dict[str, Any]:
     gateway: GatewayClient = ctx["gateway"]
     return await _transient_retry(ctx, "commit", lambda: gateway.commit_batch(operation_id, number, body))
+
+
+BUILD_SHARE_OF_JOB_TIMEOUT = 0.8
+"""Extracting and embedding may take this share of the job's time: the rest is the commit's, so the
+last try can still record the batch's files as failed."""
+
+
+async def _build_in_time(ctx: dict[str, Any], target: IndexTarget, files: list[tuple[str, str]]) -> dict[str, Any]:
+    config: WorkerConfig = ctx["config"]
+    limit = config.worker_job_timeout * BUILD_SHARE_OF_JOB_TIMEOUT
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            return await _build_batch(ctx, target, files)
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise TimeoutError(f"extracting and embedding the batch outlasted {limit:.0f}s") from exc
 
 
 async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tuple[str, str]]) -> dict[str, Any]:

@@ -11,10 +11,22 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from semantik.core.settings import IDLE_IN_TRANSACTION_SECONDS, LOCK_TIMEOUT_SECONDS
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+    idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS,
+) -> AsyncEngine:
+    """An engine for `url`. On PostgreSQL every session carries two limits, so a client killed inside a
+    transaction (a gateway pod force-deleted, its connection never seen to close) cannot stall the rest:
+    the server ends that session once it has sat idle in its transaction for `idle_in_transaction_seconds`,
+    releasing its locks, and a statement waiting on a lock fails after `lock_timeout_seconds` (a 500 the
+    worker retries) instead of hanging."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -32,7 +44,13 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    limits = {
+        "lock_timeout": str(round(lock_timeout_seconds * 1000)),
+        "idle_in_transaction_session_timeout": str(round(idle_in_transaction_seconds * 1000)),
+    }
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"server_settings": limits}
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,4 +1,4 @@
-"""Metadata tables: collections, their documents, index operations, API keys."""
+"""Metadata tables: collections, their documents, index operations, API keys, the audit trail."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+from semantik.core.store.placement import StorePlacement
 
 
 def utcnow() -> datetime:
@@ -33,11 +36,6 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[str]: JSON,
     }
-
-
-class DocumentStatus(StrEnum):
-    INDEXED = "indexed"
-    FAILED = "failed"
 
 
 class OperationStatus(StrEnum):
@@ -78,9 +76,31 @@ class Collection(Base):
     )
     """Set on a hidden shadow row: the next generation of that collection, built by a reindex and swapped
     in when it succeeds. Its documents describe the shadow's store collection, never the live one."""
+    language: Mapped[str] = mapped_column(String(20), default="english")
+    """The keyword index's language, as asked for."""
+    sparse_language: Mapped[str | None] = mapped_column(String(20), default=None)
+    """The language the store's sparse vectors were made with; None: the store collection has only an
+    unnamed dense vector (built before hybrid search). A backfill runs while this differs from `language`."""
+    sparse_terms: Mapped[int] = mapped_column(BigInteger, default=0)
+    sparse_chunks: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Terms and chunks written with sparse vectors: their ratio is the average chunk length that BM25
+    normalises by. Deleted chunks are not subtracted; a backfill recounts exactly."""
+    shards: Mapped[int | None] = mapped_column(Integer, default=None)
+    replication_factor: Mapped[int | None] = mapped_column(Integer, default=None)
+    on_disk: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    """The store placement (see store.placement) of every store collection made for this collection from
+    now on; None: the Qdrant server's default."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_indexed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def average_chunk_terms(self) -> float:
+        return self.sparse_terms / self.sparse_chunks if self.sparse_chunks else 0.0
+
+    @property
+    def placement(self) -> StorePlacement:
+        return StorePlacement(self.shards, self.replication_factor, self.on_disk)
 
     documents: Mapped[list[Document]] = relationship(
         back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
@@ -153,9 +173,21 @@ class Operation(Base):
     request_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     """A caller's idempotency key (the operator sends its IndexJob's uid): the same key, the same operation."""
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Bumped by every change to the row: the progress streams' event id (Last-Event-ID resumes after it)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+NEXT_SEQ = Operation.seq + 1
+"""What every UPDATE of an operation sets `seq` to; Core updates name it, ORM flushes get it from the hook below."""
+
+
+@event.listens_for(Operation, "before_update")
+def _bump_seq(_mapper: Mapper[Operation], _connection: object, target: Operation) -> None:
+    # A SQL expression, not a Python increment: two writers racing on the row still get distinct values.
+    target.seq = NEXT_SEQ
 
 
 class OperationBatch(Base):
@@ -179,6 +211,27 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10), default="admin")
+    """read, write or admin (semantik.core.access.Role)."""
+    scopes: Mapped[list[str]] = mapped_column(default=lambda: ["*"])
+    """Collection names or patterns (`*`, `team-?-*`) the key may act on."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """One state-changing request: who, when, on what, and how it ended. Appended, never updated."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    principal: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    outcome: Mapped[str] = mapped_column(String(20))
+    """succeeded, denied (401/403/404 on auth) or failed."""
+    status: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from semantik.core.db.models import DocumentStatus
+from semantik.contracts.internal_api import DocumentStatus
 from semantik.core.pipeline.chunk import Chunk, ChunkingConfig
 from semantik.core.pipeline.extract import ExtractionError, read_regular_file
 from semantik.core.pipeline.ids import content_hash, point_id, point_ids

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from semantik.core.db.models import DocumentStatus
+from semantik.contracts.internal_api import DocumentStatus
 from semantik.core.embedding import Embedder, TextKind
 from semantik.core.pipeline.batch import (
     FileFailure,

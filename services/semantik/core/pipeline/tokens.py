@@ -72,6 +72,6 @@ class HFTextTokenizer:
 
 def load_tokenizer(model_dir: Path) -> HFTextTokenizer:
     """The tokenizer of a model directory on disk; never downloads (and names the setting if it is absent)."""
-    from semantik.embedder.loading import load_tokenizer as load_pretrained
+    from semantik.core.embedding.loading import load_tokenizer as load_pretrained
 
     return HFTextTokenizer(load_pretrained(model_dir))

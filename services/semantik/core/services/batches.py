@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from semantik.contracts.internal_api import DocumentStatus
 from semantik.core.context import Semantik
-from semantik.core.db.models import Collection, DocumentStatus, Operation, OperationBatch, OperationStatus, utcnow
+from semantik.core.db.models import Collection, Operation, OperationBatch, OperationStatus, utcnow
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.batch import IndexTarget, rejection_updates
 from semantik.core.pipeline.ids import point_id, point_ids
@@ -121,7 +122,7 @@ async def start_operation(app: Semantik, operation_id: str) -> OperationTarget:
                 locked.status = OperationStatus.RUNNING.value
                 locked.started_at = utcnow()
             operation = locked
-        await app.store.ensure_collection(into.qdrant_collection, into.dimension)
+        await app.store.ensure_collection(into.qdrant_collection, into.dimension, placement=into.placement)
     return _target(operation, collection, into, app.settings.max_file_bytes)
 
 

@@ -13,10 +13,12 @@ from sqlalchemy.exc import IntegrityError
 
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Document
+from semantik.core.embedding import model_for
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
 from semantik.core.pipeline.roots import require_within_roots
 from semantik.core.pipeline.scan import InvalidGlobError, validate_globs
+from semantik.core.search.analyzer import Language
 from semantik.core.services.generations import (
     IndexConfig,
     discard_shadow,
@@ -25,6 +27,7 @@ from semantik.core.services.generations import (
     reconcile_store,
 )
 from semantik.core.store import metadata
+from semantik.core.store.placement import StorePlacement
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 NAME_RULE = "1-63 lower-case letters, digits and '-', starting and ending with a letter or digit"
@@ -53,6 +56,42 @@ class ChunkingSpec(BaseModel):
         return ChunkingConfig(self.strategy, self.chunk_size, self.chunk_overlap)
 
 
+class SearchSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language = Field(
+        default="english", description="Language of the keyword (sparse) index: its stopwords and stemmer."
+    )
+
+
+class StoreSpec(BaseModel):
+    """How a Qdrant server lays the collection out over its peers; a field left null takes the server's default.
+
+    Every store collection made for the collection (each reindex generation too) is made so; one that exists
+    keeps its layout, as Qdrant cannot reshard in place."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shards: int | None = Field(
+        default=None, ge=1, le=64, description="Shards spread over the Qdrant peers; a few per peer lets it grow."
+    )
+    replication_factor: int | None = Field(
+        default=None, ge=1, le=8, description="Copies of each shard on different peers: 2 survives one peer down."
+    )
+    on_disk: bool | None = Field(
+        default=None,
+        description="Keep vectors and payloads memory-mapped on disk (the HNSW graph stays in RAM): less RAM, "
+        "slower searches whose pages are not cached.",
+    )
+
+    @classmethod
+    def of(cls, placement: StorePlacement) -> StoreSpec:
+        return cls(shards=placement.shards, replication_factor=placement.replication_factor, on_disk=placement.on_disk)
+
+    def placement(self) -> StorePlacement:
+        return StorePlacement(self.shards, self.replication_factor, self.on_disk)
+
+
 class CollectionSpec(BaseModel):
     """What a user asks for; validated here so both the CLI and the API reject the same input."""
 
@@ -69,6 +108,12 @@ class CollectionSpec(BaseModel):
     exclude: list[str] = Field(default_factory=list)
     model: str | None = None
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    search: SearchSpec | None = Field(
+        default=None, description="The keyword index's settings; default: the language SEMANTIK_LANGUAGE names."
+    )
+    store: StoreSpec | None = Field(
+        default=None, description="Shards, replicas and on-disk storage in a Qdrant server; default its own."
+    )
 
     @field_validator("name")
     @classmethod
@@ -110,6 +155,10 @@ class CollectionView:
     chunking: ChunkingSpec
     qdrant_collection: str
     generation: int
+    language: str
+    keyword_index: bool
+    """Whether the store's sparse vectors are built in `language`; False while a backfill is due."""
+    store: StoreSpec
     reindex: PendingReindex | None
     created_at: datetime
     last_indexed_at: datetime | None
@@ -120,9 +169,7 @@ class CollectionView:
 
 
 def wanted_config(app: Semantik, spec: CollectionSpec, quantization: str | None) -> IndexConfig:
-    from semantik.embedder.specs import model_spec
-
-    model = model_spec(spec.model or app.settings.model_name)
+    model = model_for(spec.model or app.settings.model_name)
     return IndexConfig(
         model_name=model.name,
         dimension=model.dimension,
@@ -145,6 +192,8 @@ async def create_collection(
     if roots is not None:
         require_within_roots(spec.source_path, roots, "source_path")
     config = wanted_config(app, spec, quantization)
+    language = spec.search.language if spec.search is not None else app.settings.language
+    placement = spec.store.placement() if spec.store is not None else StorePlacement()
     row = Collection(
         name=spec.name,
         description=spec.description,
@@ -153,6 +202,11 @@ async def create_collection(
         exclude=spec.exclude,
         embedder_url=embedder_url,
         qdrant_collection=qdrant_collection_name(spec.name),
+        language=language,
+        sparse_language=language,
+        shards=placement.shards,
+        replication_factor=placement.replication_factor,
+        on_disk=placement.on_disk,
         **config.values(),
     )
     try:
@@ -163,7 +217,7 @@ async def create_collection(
     except IntegrityError as exc:
         raise ConflictError(f"collection {spec.name!r} already exists", field="name") from exc
     # The row is the record of intent; the store collection follows and is re-ensured on every index.
-    await app.store.ensure_collection(row.qdrant_collection, row.dimension)
+    await app.store.ensure_collection(row.qdrant_collection, row.dimension, placement=row.placement)
     return await get_collection(app, spec.name)
 
 
@@ -190,6 +244,14 @@ async def ensure_collection(
         live.source_path = spec.source_path
         live.include = spec.include
         live.exclude = spec.exclude
+        if spec.search is not None:
+            # A new language applies at once to what search asks; a backfill rebuilds the stored sparse vectors.
+            live.language = spec.search.language
+        if spec.store is not None:
+            # Applies to store collections made from now on (the next reindex's); the live one keeps its layout.
+            live.shards = spec.store.shards
+            live.replication_factor = spec.store.replication_factor
+            live.on_disk = spec.store.on_disk
         if IndexConfig.of(live) == wanted:
             live.embedder_url = embedder_url
         active = await metadata.active_operation(session, live.id)
@@ -206,7 +268,7 @@ async def ensure_collection(
                 field="chunking" if wanted.model_name == live.model_name else "model",
             )
         await prepare_shadow(app, live, wanted, embedder_url)
-    await app.store.ensure_collection(live.qdrant_collection, live.dimension)
+    await app.store.ensure_collection(live.qdrant_collection, live.dimension, placement=live.placement)
     await reconcile_store(app, spec.name)
     return await get_collection(app, spec.name), False
 
@@ -270,6 +332,9 @@ def _view(row: Collection, counts: metadata.CollectionCounts, shadow: Collection
         chunking=_chunking(row),
         qdrant_collection=row.qdrant_collection,
         generation=row.generation,
+        language=row.language,
+        keyword_index=row.sparse_language == row.language,
+        store=StoreSpec.of(row.placement),
         reindex=None
         if shadow is None
         else PendingReindex(shadow.model_name, shadow.quantization, _chunking(shadow), shadow.generation),

@@ -81,7 +81,7 @@ async def prepare_shadow(app: Semantik, live: Collection, config: IndexConfig, e
                     exclude=list(live.exclude),
                 )
             )
-        await app.store.ensure_collection(shadow.qdrant_collection, shadow.dimension)
+        await app.store.ensure_collection(shadow.qdrant_collection, shadow.dimension, placement=shadow.placement)
         return shadow
     generation = max(live.generation, shadow.generation if shadow else 0) + 1
     if shadow is not None:
@@ -96,6 +96,11 @@ async def prepare_shadow(app: Semantik, live: Collection, config: IndexConfig, e
         embedder_url=embedder_url,
         generation=generation,
         qdrant_collection=generation_collection_name(live.name, generation),
+        language=live.language,
+        sparse_language=live.language,
+        shards=live.shards,
+        replication_factor=live.replication_factor,
+        on_disk=live.on_disk,
         **config.values(),
     )
     try:
@@ -103,7 +108,7 @@ async def prepare_shadow(app: Semantik, live: Collection, config: IndexConfig, e
             session.add(row)
     except IntegrityError as exc:
         raise ConflictError(f"collection {live.name!r} is being changed by another request; retry") from exc
-    await app.store.ensure_collection(row.qdrant_collection, row.dimension)
+    await app.store.ensure_collection(row.qdrant_collection, row.dimension, placement=row.placement)
     log.info("reindex prepared collection=%s generation=%d config=%s", live.name, generation, config.describe())
     return row
 
@@ -134,6 +139,11 @@ async def promote_shadow(session: AsyncSession, live: Collection, when: datetime
         "generation": shadow.generation,
         "embedder_url": shadow.embedder_url,
         "last_indexed_at": when,
+        # The keyword index comes with the store collection; if the language changed meanwhile, the
+        # difference starts a backfill.
+        "sparse_language": shadow.sparse_language,
+        "sparse_terms": shadow.sparse_terms,
+        "sparse_chunks": shadow.sparse_chunks,
     }
     await metadata.replace_documents(session, live.id, shadow.id)
     # The shadow row goes before the live row takes its store collection: that name is unique.

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from semantik.contracts.queue import queue_name
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Operation, OperationStatus, utcnow
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError, SemantikError
@@ -62,11 +63,6 @@ def index_target(operation: Operation, collection: Collection, into: Collection,
         chunking=ChunkingConfig(ChunkStrategy(into.chunk_strategy), into.chunk_size, into.chunk_overlap),
         max_file_bytes=max_file_bytes,
     )
-
-
-def queue_name(operation_id: str) -> str:
-    """The operation's own arq queue, so burst workers stop when its work is done."""
-    return f"semantik:job:{operation_id}"
 
 
 async def open_index_operation(
@@ -197,13 +193,13 @@ async def run_index_operation(
                 await metadata.update_operation(session, operation_id, **_counters(progress))
 
     try:
-        embedder = await app.embedder()
+        embedder = await app.embedder_at(into.embedder_url)
         if embedder.model_name != into.model_name:
             raise InvalidInputError(
                 f"this process embeds with {embedder.model_name}, but the index is built with {into.model_name}",
                 field="model",
             )
-        await app.store.ensure_collection(into.qdrant_collection, into.dimension)
+        await app.store.ensure_collection(into.qdrant_collection, into.dimension, placement=into.placement)
         runner = IndexRunner(
             embedder,
             await app.extraction(),
@@ -292,6 +288,7 @@ class OperationView:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    seq: int
 
 
 async def load_operation(app: Semantik, operation_id: str) -> tuple[Operation, Collection]:
@@ -342,4 +339,5 @@ async def get_operation(app: Semantik, operation_id: str) -> OperationView:
         created_at=operation.created_at,
         started_at=operation.started_at,
         finished_at=operation.finished_at,
+        seq=operation.seq,
     )

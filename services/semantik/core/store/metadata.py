@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from semantik.contracts.internal_api import DocumentStatus
 from semantik.core.db.models import (
+    NEXT_SEQ,
     Collection,
     Document,
-    DocumentStatus,
     Operation,
     OperationBatch,
     OperationStatus,
@@ -180,14 +181,15 @@ async def operation_with_collection(
 
 
 async def update_operation(session: AsyncSession, operation_id: str, **values: Any) -> None:
-    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
+    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values, seq=NEXT_SEQ))
 
 
-async def fail_interrupted_operations(session: AsyncSession, reason: str) -> int:
+async def fail_interrupted_operations(session: AsyncSession, reason: str, kinds: Sequence[str] | None = None) -> int:
+    query = update(Operation).where(Operation.status.in_(ACTIVE_STATUSES))
+    if kinds is not None:
+        query = query.where(Operation.kind.in_(kinds))
     result = await session.execute(
-        update(Operation)
-        .where(Operation.status.in_(ACTIVE_STATUSES))
-        .values(status=OperationStatus.FAILED.value, error=reason, finished_at=utcnow())
+        query.values(status=OperationStatus.FAILED.value, error=reason, finished_at=utcnow(), seq=NEXT_SEQ)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -199,7 +201,7 @@ async def mark_indexed(session: AsyncSession, collection_id: int, when: datetime
 async def add_to_operation(session: AsyncSession, operation_id: str, **deltas: float) -> None:
     """Add to an operation's counters in the database itself, so concurrent batches never lose a count."""
     values = {name: getattr(Operation, name) + delta for name, delta in deltas.items()}
-    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values))
+    await session.execute(update(Operation).where(Operation.id == operation_id).values(**values, seq=NEXT_SEQ))
 
 
 async def lock_operation(session: AsyncSession, operation_id: str) -> Operation | None:
@@ -244,3 +246,16 @@ async def chunk_counts(session: AsyncSession, collection_id: int, paths: Sequenc
 
 async def operation_by_key(session: AsyncSession, request_key: str) -> Operation | None:
     return (await session.scalars(select(Operation).where(Operation.request_key == request_key))).first()
+
+
+async def get_collection_by_id(session: AsyncSession, collection_id: int) -> Collection | None:
+    return await session.get(Collection, collection_id, populate_existing=True)
+
+
+async def add_sparse_statistics(session: AsyncSession, collection_id: int, terms: int, chunks: int) -> None:
+    """Count chunks written with sparse vectors, in one statement so concurrent batches add up."""
+    await session.execute(
+        update(Collection)
+        .where(Collection.id == collection_id)
+        .values(sparse_terms=Collection.sparse_terms + terms, sparse_chunks=Collection.sparse_chunks + chunks)
+    )

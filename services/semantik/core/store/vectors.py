@@ -1,4 +1,9 @@
-"""The Qdrant store: one Qdrant collection per Semantik collection, the same code for url= and path=."""
+"""The Qdrant store: one Qdrant collection per Semantik collection, the same code for url= and path=.
+
+A collection's points carry two named vectors: `dense` (the embedding, cosine) and `sparse` (BM25 term
+weights, with Qdrant's IDF modifier). Collections built before hybrid search hold one unnamed dense vector
+(the *legacy* layout) until a backfill copies them into the named layout.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,11 @@ from typing import Any
 from qdrant_client import AsyncQdrantClient, models
 
 from semantik.core.errors import BackendUnavailableError
+from semantik.core.search.sparse import SparseVector
+from semantik.core.store.placement import StorePlacement
+
+DENSE = "dense"
+SPARSE = "sparse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +34,16 @@ class ChunkPoint:
     start: int
     end: int
     heading: str | None = None
+    sparse: SparseVector | None = None
+    """None: the point goes to a legacy collection, which has only its dense vector."""
+
+    def vectors(self) -> models.VectorStruct:
+        if self.sparse is None:
+            return list(self.vector)
+        return {
+            DENSE: list(self.vector),
+            SPARSE: models.SparseVector(indices=list(self.sparse.indices), values=list(self.sparse.values)),
+        }
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -51,6 +71,37 @@ class ScoredChunk:
     id: str
     score: float
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieverQuery:
+    retriever: str
+    """The run's name in the results: `dense` or `sparse`."""
+    vector: Sequence[float] | SparseVector
+    legacy: bool = False
+    """The collection has one unnamed dense vector."""
+    score_threshold: float | None = None
+
+    @property
+    def using(self) -> str | None:
+        return None if self.legacy else self.retriever
+
+
+def _query_vector(vector: Sequence[float] | SparseVector) -> list[float] | models.SparseVector:
+    if isinstance(vector, SparseVector):
+        return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+    return list(vector)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """A point as a backfill reads it: its dense vector and its payload."""
+
+    id: str
+    vector: list[float]
+    payload: dict[str, Any]
+    sparse: SparseVector | None = None
+    """None in a legacy collection."""
 
 
 def ancestor_dirs(path: str) -> list[str]:
@@ -81,19 +132,29 @@ def build_filter(search_filter: SearchFilter) -> models.Filter | None:
     return models.Filter(must=must) if must else None
 
 
-MAX_OVERSAMPLE = 10_000
+def collection_params(dimension: int, placement: StorePlacement) -> dict[str, Any]:
+    """create_collection's keyword arguments for a store collection in the named layout; a placement field
+    left None is left out, so the server's default applies."""
+    on_disk = placement.on_disk
+    return {
+        "vectors_config": {
+            DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE, on_disk=on_disk)
+        },
+        "sparse_vectors_config": {
+            SPARSE: models.SparseVectorParams(
+                modifier=models.Modifier.IDF,
+                index=None if on_disk is None else models.SparseIndexParams(on_disk=on_disk),
+            )
+        },
+        "shard_number": placement.shards,
+        "replication_factor": placement.replication_factor,
+        "on_disk_payload": on_disk,
+    }
 
 
-def collapse_by_path(points: Sequence[models.ScoredPoint], per_path: int) -> list[models.ScoredPoint]:
-    """Keep, in score order, at most `per_path` points of each file."""
-    seen: dict[str, int] = {}
-    kept = []
-    for point in points:
-        path = str((point.payload or {}).get("path"))
-        if seen.get(path, 0) < per_path:
-            seen[path] = seen.get(path, 0) + 1
-            kept.append(point)
-    return kept
+def worth_asking(queries: Sequence[RetrieverQuery]) -> list[RetrieverQuery]:
+    """The queries an engine should run: a sparse query with no terms (a query of stopwords) finds nothing."""
+    return [q for q in queries if not (isinstance(q.vector, SparseVector) and not q.vector.indices)]
 
 
 class VectorStore:
@@ -123,12 +184,12 @@ class VectorStore:
     async def close(self) -> None:
         await self._client.close()
 
-    async def ensure_collection(self, name: str, dimension: int) -> None:
+    async def ensure_collection(self, name: str, dimension: int, *, placement: StorePlacement | None = None) -> None:
+        """Create `name` in the named layout (dense and sparse vectors) unless it exists, in any layout; an
+        existing one keeps the placement it was made with. Local mode ignores shards and replicas."""
         if await self._client.collection_exists(name):
             return
-        await self._client.create_collection(
-            name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-        )
+        await self._client.create_collection(name, **collection_params(dimension, placement or StorePlacement()))
         with warnings.catch_warnings():
             # Local mode ignores payload indexes and says so; a Qdrant server needs them for filters.
             warnings.simplefilter("ignore", UserWarning)
@@ -146,7 +207,7 @@ class VectorStore:
         name) is retired first: the caller has already moved its readers to `physical`."""
         if alias == physical:
             return
-        aliases = await self._aliases()
+        aliases = await self.aliases()
         if aliases.get(alias) == physical:
             return
         if alias not in aliases and await self._client.collection_exists(alias):
@@ -162,19 +223,22 @@ class VectorStore:
     async def drop_generations(self, alias: str, keep: Collection[str] = ()) -> list[str]:
         """Drop every generation of `alias` (`alias` itself and `alias.g<N>`) not in `keep`; with nothing
         kept, the alias goes too. Returns what was dropped: retired generations a crash left behind."""
-        if not keep and alias in await self._aliases():
+        if not keep and alias in await self.aliases():
             await self._client.update_collection_aliases(
                 change_aliases_operations=[
                     models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
                 ]
             )
-        names = [c.name for c in (await self._client.get_collections()).collections]
-        retired = [n for n in names if (n == alias or n.startswith(f"{alias}.g")) and n not in keep]
+        names = await self.collection_names()
+        retired = [n for n in sorted(names) if (n == alias or n.startswith(f"{alias}.g")) and n not in keep]
         for name in retired:
             await self._client.delete_collection(name)
         return retired
 
-    async def _aliases(self) -> dict[str, str]:
+    async def collection_names(self) -> set[str]:
+        return {c.name for c in (await self._client.get_collections()).collections}
+
+    async def aliases(self) -> dict[str, str]:
         response = await self._client.get_aliases()
         return {a.alias_name: a.collection_name for a in response.aliases}
 
@@ -184,7 +248,7 @@ class VectorStore:
         await self._client.upsert(
             name,
             points=[
-                models.PointStruct(id=point.id, vector=list(point.vector), payload=point.payload()) for point in points
+                models.PointStruct(id=point.id, vector=point.vectors(), payload=point.payload()) for point in points
             ],
             wait=True,
         )
@@ -199,38 +263,60 @@ class VectorStore:
         )
         return result.count
 
-    async def search(
+    async def retrieve(
         self,
         name: str,
-        vector: Sequence[float],
+        queries: Sequence[RetrieverQuery],
         *,
         limit: int,
-        score_threshold: float | None = None,
         search_filter: SearchFilter | None = None,
-        per_document: int | None = None,
-    ) -> list[ScoredChunk]:
-        """The `limit` best chunks; with `per_document`, at most that many from any one file.
+    ) -> dict[str, list[ScoredChunk]]:
+        """Each retriever's `limit` best chunks, asked in one round trip; the caller fuses and collapses.
 
-        Collapsing is done here over an oversampled plain query rather than with Qdrant's group
-        search: the local mode runs a group search as many scans, several times slower.
-        """
+        A sparse query with no terms (a query of stopwords) finds nothing and is not sent."""
         query_filter = build_filter(search_filter) if search_filter else None
-        fetch = limit if per_document is None else max(limit * per_document * 4, 64)
-        while True:
-            response = await self._client.query_points(
-                name,
-                query=list(vector),
-                limit=fetch,
-                score_threshold=score_threshold,
-                query_filter=query_filter,
+        asked = worth_asking(queries)
+        requests = [
+            models.QueryRequest(
+                query=_query_vector(q.vector),
+                using=q.using,
+                limit=limit,
+                filter=query_filter,
+                score_threshold=q.score_threshold,
                 with_payload=True,
             )
-            points = response.points
-            if per_document is not None:
-                points = collapse_by_path(points, per_document)
-            if per_document is None or len(points) >= limit or len(response.points) < fetch or fetch >= 10_000:
-                return [ScoredChunk(str(p.id), p.score, dict(p.payload or {})) for p in points[:limit]]
-            fetch *= 4
+            for q in asked
+        ]
+        responses = await self._client.query_batch_points(name, requests=requests) if requests else []
+        runs: dict[str, list[ScoredChunk]] = {q.retriever: [] for q in queries}
+        for query, response in zip(asked, responses, strict=True):
+            runs[query.retriever] = [ScoredChunk(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+        return runs
+
+    async def dense_vectors(self, name: str, ids: Sequence[str]) -> list[list[float]]:
+        """The named dense vectors of these points, in the order given (missing ones left out)."""
+        points = await self._client.retrieve(name, ids=list(ids), with_vectors=[DENSE], with_payload=False)
+        by_id = {str(p.id): p.vector for p in points}
+        found = [by_id[i] for i in ids if i in by_id]
+        return [list(v[DENSE]) for v in found if isinstance(v, dict)]  # type: ignore[arg-type]
+
+    async def scroll(self, name: str, *, limit: int, offset: str | None = None) -> tuple[list[StoredPoint], str | None]:
+        """A page of points with their vectors and payload, and the offset of the next page."""
+        points, next_offset = await self._client.scroll(
+            name, limit=limit, offset=offset, with_payload=True, with_vectors=True
+        )
+        page = []
+        for point in points:
+            vector = point.vector
+            dense = vector.get(DENSE) if isinstance(vector, dict) else vector
+            sparse = vector.get(SPARSE) if isinstance(vector, dict) else None
+            terms = (
+                SparseVector(tuple(sparse.indices), tuple(sparse.values))
+                if isinstance(sparse, models.SparseVector)
+                else None
+            )
+            page.append(StoredPoint(str(point.id), list(dense or []), dict(point.payload or {}), terms))  # type: ignore[arg-type]
+        return page, None if next_offset is None else str(next_offset)
 
     async def healthy(self) -> bool:
         await self._client.get_collections()

@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from semantik.contracts.errors import ErrorOut, error_body
 from semantik.core.context import Semantik
 from semantik.gateway.deps import SemantikDep
-from semantik.gateway.errors import ErrorOut, error_body
 
 log = logging.getLogger(__name__)
 

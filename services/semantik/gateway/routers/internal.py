@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from semantik.core.pipeline.scan import RejectedFile
-from semantik.core.services import batches
-from semantik.core.services.batches import OperationTarget
-from semantik.core.services.indexing import get_operation
-from semantik.core.store.metadata import DocumentRecord
-from semantik.core.store.vectors import ChunkPoint
-from semantik.gateway import metrics
-from semantik.gateway.deps import OperationsDep, SemantikDep
-from semantik.gateway.internal_schemas import (
+from semantik.contracts.internal_api import (
     BatchIn,
     BatchOut,
     CommitOut,
@@ -25,11 +17,19 @@ from semantik.gateway.internal_schemas import (
     StatusOut,
     TargetOut,
 )
+from semantik.core.pipeline.scan import RejectedFile
+from semantik.core.services import batches
+from semantik.core.services.batches import OperationTarget
+from semantik.core.services.indexing import get_operation
+from semantik.core.store.metadata import DocumentRecord
+from semantik.core.store.vectors import ChunkPoint
+from semantik.gateway import metrics
+from semantik.gateway.deps import OperationsDep, SemantikDep
 from semantik.gateway.operations import QueuedOperations
 from semantik.gateway.schemas import OperationOut
 
 # Out of /openapi.json: the only clients are Semantik's own worker and operator, which share the models
-# in internal_schemas; a published document would be a map for callers who have no business here.
+# in contracts.internal_api; a published document would be a map for callers who have no business here.
 router = APIRouter(prefix="/internal/v1/operations", tags=["internal"], include_in_schema=False)
 
 

@@ -14,12 +14,11 @@ from semantik.core.db.models import OperationStatus
 from semantik.core.embedding import Precision
 from semantik.core.errors import NotFoundError
 from semantik.core.services import collections
-from semantik.core.services.collections import ChunkingSpec, CollectionSpec
+from semantik.core.services.collections import ChunkingSpec, CollectionSpec, SearchSpec, StoreSpec
 from semantik.core.services.indexing import get_operation, open_index_operation
 from semantik.core.store import metadata
 from semantik.gateway.deps import OperationsDep, SemantikDep
-from semantik.gateway.routers.collections import collection_out
-from semantik.gateway.schemas import CollectionOut, OperationAccepted
+from semantik.gateway.schemas import CollectionOut, OperationAccepted, collection_out
 
 # Out of /openapi.json, as the rest of the internal API (see routers/internal.py).
 router = APIRouter(prefix="/internal/v1/collections", tags=["internal"], include_in_schema=False)
@@ -32,6 +31,8 @@ class EnsureCollectionIn(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     quantization: Precision = Precision.FLOAT32
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    store: StoreSpec | None = Field(default=None, description="The Collection's spec.store; null: as it is.")
     embedder_url: str | None = Field(
         default=None, max_length=2048, description="The embedder serving this model; search embeds queries there."
     )
@@ -52,6 +53,8 @@ async def ensure(semantik: SemantikDep, name: str, body: EnsureCollectionIn, res
         exclude=body.exclude,
         model=body.model,
         chunking=body.chunking,
+        search=body.search,
+        store=body.store,
     )
     view, created = await collections.ensure_collection(
         semantik, spec, quantization=body.quantization.value, embedder_url=body.embedder_url

@@ -1,35 +1,51 @@
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
-from dataclasses import asdict
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Header, WebSocket, status
 from sse_starlette import EventSourceResponse
 
+from semantik.core.access import Role
 from semantik.core.db.models import OperationStatus
 from semantik.core.errors import ConflictError
-from semantik.core.services.indexing import OperationView, get_operation, open_index_operation
-from semantik.gateway.deps import OperationsDep, SemantikDep
+from semantik.core.services.indexing import open_index_operation
+from semantik.gateway.cluster import ClusterDep, start_index_job
+from semantik.gateway.cluster_resources import IndexJobAccepted
+from semantik.gateway.deps import (
+    OperationsDep,
+    PrincipalDep,
+    SemantikDep,
+    WritableName,
+    authorized_operation,
+    read_operation_as_named,
+)
+from semantik.gateway.progress import operation_events as progress_events
+from semantik.gateway.progress import parse_resume_point
+from semantik.gateway.progress_socket import serve_progress
 from semantik.gateway.schemas import IndexIn, OperationAccepted, OperationOut
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
-
-EVENT_POLL_SECONDS = 0.25
+streams = APIRouter(prefix="/api/v1", tags=["operations"])
+"""Routes that authenticate for themselves: a WebSocket cannot run the bearer dependency of `router`."""
 
 
 @router.post(
     "/collections/{name}/index",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=OperationAccepted,
-    summary="Start indexing the collection's folder; returns the operation to poll",
+    response_model=OperationAccepted | IndexJobAccepted,
+    summary="Start indexing the collection's folder; returns the operation to poll (in cluster mode, the IndexJob)",
 )
 async def start_index(
-    semantik: SemantikDep, operations: OperationsDep, name: str, body: IndexIn | None = None
-) -> OperationAccepted:
+    semantik: SemantikDep,
+    operations: OperationsDep,
+    cluster: ClusterDep,
+    name: WritableName,
+    body: IndexIn | None = None,
+) -> OperationAccepted | IndexJobAccepted:
     request = body or IndexIn()
+    if cluster is not None:
+        return await start_index_job(cluster, name, request.path, full=request.full)
     operation = await open_index_operation(
         semantik, name, request.path, full=request.full, roots=semantik.settings.source_roots
     )
@@ -40,8 +56,8 @@ async def start_index(
 
 
 @router.get("/operations/{operation_id}", response_model=OperationOut)
-async def read_operation(semantik: SemantikDep, operation_id: str) -> OperationOut:
-    view = await get_operation(semantik, operation_id)
+async def read_operation(semantik: SemantikDep, principal: PrincipalDep, operation_id: str) -> OperationOut:
+    view = await authorized_operation(semantik, principal, operation_id, Role.READ)
     return OperationOut.model_validate(view, from_attributes=True)
 
 
@@ -50,42 +66,46 @@ async def read_operation(semantik: SemantikDep, operation_id: str) -> OperationO
     response_model=OperationOut,
     summary="Stop an operation between batches; every document already committed stays consistent",
 )
-async def cancel(semantik: SemantikDep, operations: OperationsDep, operation_id: str) -> OperationOut:
-    view = await get_operation(semantik, operation_id)
+async def cancel(
+    semantik: SemantikDep, operations: OperationsDep, principal: PrincipalDep, operation_id: str
+) -> OperationOut:
+    view = await authorized_operation(semantik, principal, operation_id, Role.WRITE)
     if OperationStatus(view.status).finished:
         raise ConflictError(f"operation {operation_id} already ended: {view.status}", field="operation_id")
     await operations.cancel(operation_id, view.queue)
-    return OperationOut.model_validate(await get_operation(semantik, operation_id), from_attributes=True)
+    return OperationOut.model_validate(await read_operation_as_named(semantik, operation_id), from_attributes=True)
 
 
 @router.get(
     "/operations/{operation_id}/events",
-    summary="Server-Sent Events: `progress` on every change of the counters, then one final `end`",
+    summary="Server-Sent Events: `progress` with the operation's state on every change, then one final `end`",
+    description=(
+        "Each event's id is the operation's `seq` and its data the whole operation (as `GET /operations/{id}`): "
+        "reconnecting with `Last-Event-ID` sends only newer states. `end` carries the outcome in `status` "
+        "(`succeeded`, `failed` with `error`, `cancelled`) and is sent to every connection once the operation "
+        "has finished."
+    ),
     response_class=EventSourceResponse,
 )
-async def operation_events(semantik: SemantikDep, operation_id: str) -> EventSourceResponse:
-    first = await get_operation(semantik, operation_id)  # a 404 comes as JSON, before the stream opens
+async def operation_events(
+    semantik: SemantikDep,
+    principal: PrincipalDep,
+    operation_id: str,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    # A 404 (or a collection outside the scope) comes as JSON, before the stream opens.
+    first = await authorized_operation(semantik, principal, operation_id, Role.READ)
+    after = parse_resume_point(last_event_id, "Last-Event-ID")
 
-    async def events() -> AsyncIterator[dict[str, Any]]:
-        # Every event is the same view the REST answer gives, read from the same row, so the stream
-        # cannot drift from the state; `end` always comes, carrying the final counters.
-        view: OperationView | None = first
-        last: str | None = None
-        while True:
-            if view is None:
-                view = await get_operation(semantik, operation_id)
-            data = _json(view)
-            if OperationStatus(view.status).finished:
-                yield {"event": "end", "data": data}
-                return
-            if data != last:
-                yield {"event": "progress", "data": data}
-                last = data
-            view = None
-            await asyncio.sleep(EVENT_POLL_SECONDS)
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for event in progress_events(semantik, operation_id, after, first=first):
+            yield event.sse()
 
     return EventSourceResponse(events(), ping=15)
 
 
-def _json(view: OperationView) -> str:
-    return json.dumps(OperationOut.model_validate(asdict(view)).model_dump(mode="json"), sort_keys=True)
+@streams.websocket("/operations/{operation_id}/ws")
+async def operation_socket(websocket: WebSocket, operation_id: str) -> None:
+    """The events of `/events` as JSON messages `{"event", "id", "data"}`, resuming after `?after=<id>`;
+    read access to the operation's collection, checked here (see progress_socket)."""
+    await serve_progress(websocket, operation_id)

@@ -22,12 +22,12 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from semantik.contracts.models import ModelSpec
 from semantik.core.embedding import Embeddings, TextKind
+from semantik.core.embedding.loading import MODEL_PATH_SETTING, load_model, load_tokenizer
+from semantik.core.embedding.pooling import pool
+from semantik.core.embedding.precision import Precision, prepare_model
 from semantik.core.errors import SemantikError
-from semantik.embedder.loading import MODEL_PATH_SETTING, load_model, load_tokenizer
-from semantik.embedder.pooling import pool
-from semantik.embedder.precision import Precision, prepare_model
-from semantik.embedder.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 

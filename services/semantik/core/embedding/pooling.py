@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from semantik.embedder.specs import Pooling
+from semantik.contracts.models import Pooling
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

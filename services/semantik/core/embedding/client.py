@@ -7,7 +7,6 @@ retries with backoff on 503 (honouring Retry-After) and on connection errors, wi
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Sequence
@@ -15,9 +14,10 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
+from semantik.contracts.errors import error_parts
+from semantik.contracts.vectors import decode_vector
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.errors import BackendUnavailableError, InvalidInputError, SemantikError
-from semantik.core.http_errors import error_parts
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ class HttpEmbedder:
                 "POST", "/embed", json={"texts": list(texts), "kind": kind.value, "encoding_format": "base64"}
             )
         body = response.json()
-        vectors = np.stack([np.frombuffer(base64.b64decode(row), dtype="<f4") for row in body["vectors"]])
-        return Embeddings(vectors.astype(np.float32, copy=False), int(body["tokens"]))
+        vectors = np.stack([decode_vector(row) for row in body["vectors"]])
+        return Embeddings(vectors, int(body["tokens"]))
 
     async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         deadline = time.monotonic() + self._deadline
@@ -128,7 +128,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _error_from(response: httpx.Response) -> SemantikError:
-    message, field = error_parts(response)
+    message, field = error_parts(response.text)
     if response.status_code == 401:
         # A deployment mistake, not the caller's: the gateway answers 503 and a worker fails to start.
         return BackendUnavailableError(
@@ -137,7 +137,7 @@ def _error_from(response: httpx.Response) -> SemantikError:
     if response.status_code == 507:
         # Imported here: the engine module pulls in torch (seconds), which a gateway or worker that only
         # talks to an embedder over HTTP never needs otherwise.
-        from semantik.embedder.engine import TextTooLargeError
+        from semantik.core.embedding.engine import TextTooLargeError
 
         return TextTooLargeError(message)
     if 400 <= response.status_code < 500:

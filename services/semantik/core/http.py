@@ -1,4 +1,5 @@
-"""Every error leaves the gateway as {"error": {"code", "message", "field"}}."""
+"""Every error leaves the gateway and the embedder as {"error": {"code", "message", "field"}} (contracts.errors):
+the one handler of both HTTP services, here so neither imports the other."""
 
 from __future__ import annotations
 
@@ -8,29 +9,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from semantik.contracts.errors import ErrorOut, error_body
 from semantik.core.errors import SemantikError, UnauthorizedError
 
 log = logging.getLogger(__name__)
-
-
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:
-    return {"error": {"code": code, "message": message, "field": field}}
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="What went wrong, for programs: not_found, conflict, invalid_input, ...")
-    message: str = Field(description="What went wrong, for people.")
-    field: str | None = Field(default=None, description="The request field at fault, when there is one.")
-
-
-class ErrorOut(BaseModel):
-    """The body of every error response."""
-
-    error: ErrorDetail
 
 
 API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -42,7 +27,8 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SemantikError)
-    async def domain_error(_: Request, exc: SemantikError) -> JSONResponse:
+    async def domain_error(request: Request, exc: SemantikError) -> JSONResponse:
+        request.state.error = exc  # the audit trail tells a denial from a failure by the error's type
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
         return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=headers)
 

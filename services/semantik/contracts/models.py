@@ -1,11 +1,13 @@
-"""Per-model behaviour in one table, so a new model family is a new row, not a new if-chain."""
+"""Per-model behaviour in one table, so a new model family is a new row, not a new if-chain.
+
+The gateway, the embedder service and the operator read the same rows (the operator checks a Collection's
+model and dimension before any pod starts), so the table imports nothing but the standard library.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-
-from semantik.core.errors import InvalidInputError
 
 
 class Pooling(StrEnum):
@@ -57,9 +59,13 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 }
 
 
+class UnknownModelError(ValueError):
+    """A name outside the table; each process reports it its own way (the gateway: 422 on `model`)."""
+
+
 def model_spec(name: str) -> ModelSpec:
     try:
         return MODEL_SPECS[name]
     except KeyError:
         known = ", ".join(sorted(MODEL_SPECS))
-        raise InvalidInputError(f"unknown embedding model {name!r}; known models: {known}", field="model") from None
+        raise UnknownModelError(f"unknown embedding model {name!r}; known models: {known}") from None

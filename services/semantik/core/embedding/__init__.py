@@ -1,4 +1,9 @@
-"""What the pipeline and the gateway need from an embedder, in-process or over HTTP."""
+"""What the pipeline and the gateway need from an embedder, in-process or over HTTP.
+
+The two kinds live beside this protocol, in core, since embedded mode runs the model in its own process:
+`engine` (the model here: the CLI, an embedded gateway, and the embedder service around it) and `client`
+(the embedder service over HTTP). `loading` reads models (embedders, rerankers, tokenizers) from disk only.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from semantik.contracts.models import ModelSpec, UnknownModelError, model_spec
+from semantik.core.errors import InvalidInputError
 
 
 class TextKind(StrEnum):
@@ -33,6 +41,14 @@ class Embeddings:
     """One row per input text, in input order."""
     tokens: int
     """Tokens the model saw, after truncation, without padding."""
+
+
+def model_for(name: str) -> ModelSpec:
+    """The model table's row for `name`; an unknown name is the caller's mistake (422 on `model`)."""
+    try:
+        return model_spec(name)
+    except UnknownModelError as exc:
+        raise InvalidInputError(str(exc), field="model") from None
 
 
 class Embedder(Protocol):

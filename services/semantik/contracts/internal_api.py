@@ -1,14 +1,22 @@
-"""Bodies of the internal API: what workers hand the gateway, the one writer of Postgres and Qdrant."""
+"""Bodies of the internal API: what workers hand the gateway, the one writer of Postgres and Qdrant.
+
+The gateway validates these and the worker and tests build them; vectors cross as contracts.vectors encodes them.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+from enum import StrEnum
 
-import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
-from semantik.core.db.models import DocumentStatus
+from semantik.contracts.vectors import decode_vector
+
+
+class DocumentStatus(StrEnum):
+    """A document's outcome: sent by workers, stored by the gateway."""
+
+    INDEXED = "indexed"
+    FAILED = "failed"
 
 
 class TargetOut(BaseModel):
@@ -88,16 +96,11 @@ class PointIn(BaseModel):
     @field_validator("vector")
     @classmethod
     def _decodes(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except binascii.Error as exc:
-            raise ValueError("vector is not base64") from exc
-        if not raw or len(raw) % 4:
-            raise ValueError("vector is not a whole number of float32 values")
+        decode_vector(value)
         return value
 
     def floats(self) -> list[float]:
-        values: list[float] = np.frombuffer(base64.b64decode(self.vector), dtype="<f4").tolist()
+        values: list[float] = decode_vector(self.vector).tolist()
         return values
 
 
@@ -130,7 +133,3 @@ class FailIn(BaseModel):
 
 class StatusOut(BaseModel):
     status: str
-
-
-def encode_vector(vector: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()

@@ -11,6 +11,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
 from transformers.utils import logging as transformers_logging
 
 from semantik.core.errors import ModelUnavailableError
@@ -49,10 +50,13 @@ def load_tokenizer(path: Path, setting: str = MODEL_PATH_SETTING) -> PreTrainedT
         ) from exc
 
 
-def load_model(path: Path, setting: str = MODEL_PATH_SETTING) -> PreTrainedModel:
+def load_model(
+    path: Path, setting: str = MODEL_PATH_SETTING, *, auto_class: type[_BaseAutoModelClass] = AutoModel
+) -> PreTrainedModel:
+    """`auto_class` picks the head: the bare encoder for embedders, a classification head for rerankers."""
     check_model_dir(path, setting)
     try:
-        model: PreTrainedModel = AutoModel.from_pretrained(str(path), local_files_only=True)
+        model: PreTrainedModel = auto_class.from_pretrained(str(path), local_files_only=True)
     except OSError as exc:
         raise ModelUnavailableError(
             f"cannot load the model from {str(path)!r}: {exc}; check {setting}", field=setting

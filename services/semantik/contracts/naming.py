@@ -1,0 +1,28 @@
+"""Names shared by the operator and the gateway: a namespaced Collection's name in the gateway's store."""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_STORE_NAME = 63
+
+
+def short_hash(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8]
+
+
+def store_name(namespace: str, name: str) -> str:
+    """The gateway's name for a namespaced Collection; gateway names are global, so the namespace is part of it."""
+    full = f"{namespace}-{name}"
+    return full if len(full) <= MAX_STORE_NAME else f"{name}-{short_hash(namespace)}"
+
+
+def collection_name(namespace: str, store: str) -> str | None:
+    """The Collection in `namespace` whose store is `store`, or None when no name there maps to it."""
+    prefix, suffix = f"{namespace}-", f"-{short_hash(namespace)}"
+    candidates = []
+    if store.startswith(prefix):
+        candidates.append(store.removeprefix(prefix))
+    if store.endswith(suffix):
+        candidates.append(store.removesuffix(suffix))
+    return next((name for name in candidates if name and store_name(namespace, name) == store), None)
