@@ -205,7 +205,12 @@ async def test_a_collection_from_before_hybrid_search_answers_dense_only_until_b
     assert row.sparse_chunks == chunks and row.sparse_terms > 0
     assert await point_count(semantik, "docs") == chunks
     after = (await semantik.store.scroll(row.qdrant_collection, limit=100))[0]
-    assert {p.id: p.vector for p in after} == pytest.approx(before)
+    # The same vectors, not re-embedded; local mode re-normalises them on write, which moves the last bits by
+    # however this CPU's numpy sums (pytest.approx compares flat lists, not a dict of them).
+    vectors = {p.id: p.vector for p in after}
+    assert vectors.keys() == before.keys()
+    for point, vector in before.items():
+        assert vectors[point] == pytest.approx(vector, abs=1e-6), point
     # The stable name now points at the new generation, and the old copy is gone.
     aliases = await semantik.store.aliases()
     assert aliases[qdrant_collection_name("docs")] == row.qdrant_collection
