@@ -54,6 +54,12 @@ BUILD_AFTER_POINTS = 20_000
 on this CPU). No build is worth its cost for fewer than this many."""
 
 
+FLUSH_AFTER_POINTS = 20_000
+"""Edge keeps every update in its write-ahead log until a flush has written the segments, and only then lets
+the log's old files go: a load of a million chunks that never flushed held a 3.6 GB log (a Qdrant server
+flushes every 5 s)."""
+
+
 def build_due(built: int, unbuilt: int) -> bool:
     """Whether to build the index now, with `built` points in it and `unbuilt` written since.
 
@@ -153,11 +159,25 @@ class _Shard:
         self.unbuilt = max(0, info.points_count * self.vector_kinds - info.indexed_vectors_count)
         self.built = info.points_count - self.unbuilt
         self.written = False
+        self.unflushed = 0
+
+    def wrote(self, points: int) -> None:
+        self.written = True
+        self.unbuilt += points
+        self.unflushed += points
+        if build_due(self.built, self.unbuilt):
+            self.build()
+        if self.unflushed >= FLUSH_AFTER_POINTS:
+            self.flush()
 
     def build(self) -> None:
         self.shard.optimize()
         self.built += self.unbuilt
         self.unbuilt = 0
+
+    def flush(self) -> None:
+        self.shard.flush()
+        self.unflushed = 0
 
 
 class EdgeVectorStore:
@@ -330,10 +350,7 @@ class EdgeVectorStore:
         def upsert() -> None:
             shard = self._shard(name)
             shard.shard.update(qe.UpdateOperation.upsert_points(batch))
-            shard.written = True
-            shard.unbuilt += len(batch)
-            if build_due(shard.built, shard.unbuilt):
-                shard.build()
+            shard.wrote(len(batch))
 
         await self._run(upsert)
 
