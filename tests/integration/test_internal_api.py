@@ -11,14 +11,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from httpx import ASGITransport
 
 from semantik.contracts.vectors import encode_vector
 from semantik.core.pipeline.ids import point_id
-from semantik.core.settings import Settings
-from semantik.gateway.app import create_app
 from tests.integration.conftest import CountingEmbedder
-from tests.support.servers import drop_postgres_database, fresh_postgres_database
+from tests.support.gateway import service_gateway
 
 TOKEN = "internal-secret"
 
@@ -27,23 +24,8 @@ TOKEN = "internal-secret"
 async def gateway(
     tmp_path: Path, postgres_url: str, redis_url: str, embedder: CountingEmbedder
 ) -> AsyncIterator[httpx.AsyncClient]:
-    database = await fresh_postgres_database(postgres_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database,
-        mode="service",
-        redis_url=redis_url,
-        internal_token=TOKEN,
-        source_roots=[tmp_path],
-    )
-    app = create_app(settings, embedder=embedder)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                yield client
-    finally:
-        await drop_postgres_database(database)
+    async with service_gateway(tmp_path, postgres_url, redis_url, embedder, internal_token=TOKEN) as (client, _):
+        yield client
 
 
 def internal(path: str) -> str:

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpx import ASGITransport
 
 from semantik.core.context import Semantik
-from semantik.core.settings import Settings
 from semantik.core.store import metadata
 from semantik.core.store.placement import StorePlacement
 from semantik.core.store.vectors import DENSE, collection_params
-from semantik.gateway.app import create_app
 from tests.integration.conftest import CountingEmbedder
-from tests.support.servers import drop_postgres_database, fresh_postgres_database
+from tests.support.gateway import service_gateway
 
 TOKEN = "internal-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -31,23 +28,8 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 async def gateway(
     tmp_path: Path, postgres_url: str, redis_url: str, embedder: CountingEmbedder
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Semantik]]:
-    database = await fresh_postgres_database(postgres_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database,
-        mode="service",
-        redis_url=redis_url,
-        internal_token=TOKEN,
-        source_roots=[tmp_path],
-    )
-    app = create_app(settings, embedder=embedder)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                yield client, app.state.semantik
-    finally:
-        await drop_postgres_database(database)
+    async with service_gateway(tmp_path, postgres_url, redis_url, embedder, internal_token=TOKEN) as (client, semantik):
+        yield client, semantik
 
 
 async def placement_of(semantik: Semantik, name: str) -> tuple[StorePlacement, StorePlacement | None]:
