@@ -63,8 +63,8 @@ flushes every 5 s)."""
 def build_due(built: int, unbuilt: int) -> bool:
     """Whether to build the index now, with `built` points in it and `unbuilt` written since.
 
-    A build re-indexes the whole shard, not just the new points (edge merges segments down to one per CPU:
-    measured 5, 10 and 22 s for builds at 10k, 20k and 30k points), so a build every 20k points made loading
+    A build's cost grows with the whole shard, not just the new points (measured 5, 10 and 22 s for builds
+    at 10k, 20k and 30k points), so a build every 20k points made loading
     quadratic. Waiting until the unbuilt part is half the built one makes the builds' total at most three
     times one build of everything, at the price of an exact scan of up to a third of the points until the
     next build or the writer's close."""
