@@ -32,6 +32,7 @@ import numpy.typing as npt
 from bench.report import percentile
 from semantik.core.search.fusion import Fusion, Ranked, fuse
 from semantik.core.search.sparse import SparseVector
+from semantik.core.services.search import COLLAPSE_KEYS
 from semantik.core.store.backend import StoreEngine, VectorBackend, open_backend
 from semantik.core.store.vectors import DENSE, SPARSE, ChunkPoint, RetrieverQuery, SearchFilter
 
@@ -302,14 +303,22 @@ def search_filter(queries: dict[str, Any], i: int, by: str | None) -> SearchFilt
 
 
 async def search_once(store: VectorBackend, queries: dict[str, Any], i: int, kind: str, by: str | None) -> list[str]:
-    """One search as search.py issues it: every retriever's 100 best in one call, fused with DBSF."""
+    """One search as search.py issues it: every retriever's 100 best in one call with their paths, fused with
+    DBSF, then the whole payload of the top 10."""
     runs = await store.retrieve(
-        COLLECTION, retriever_queries(queries, i, kind), limit=FETCH, search_filter=search_filter(queries, i, by)
+        COLLECTION,
+        retriever_queries(queries, i, kind),
+        limit=FETCH,
+        search_filter=search_filter(queries, i, by),
+        payload_keys=COLLAPSE_KEYS,
     )
     if kind == "dense":
-        return [chunk.id for chunk in runs[DENSE][:K]]
-    ranked = {name: [Ranked(c.id, c.score) for c in run] for name, run in runs.items()}
-    return [f.id for f in fuse(Fusion.DBSF, ranked)[:K]]
+        top = [chunk.id for chunk in runs[DENSE][:K]]
+    else:
+        ranked = {name: [Ranked(c.id, c.score) for c in run] for name, run in runs.items()}
+        top = [f.id for f in fuse(Fusion.DBSF, ranked)[:K]]
+    payloads = await store.payloads(COLLECTION, top)
+    return [point for point in top if point in payloads]
 
 
 async def query(backend: str, size: int, path: Path, queries: dict[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,19 @@ async def test_dense_and_sparse_runs_rank_as_a_user_expects(store: VectorBackend
     assert [c.payload["path"] for c in thresholded[DENSE]] == ["docs/api/auth.md", "docs/api/errors.md"]
 
 
+async def test_a_search_reads_the_named_payload_keys_of_candidates_and_the_whole_payload_of_its_hits(
+    store: VectorBackend,
+) -> None:
+    await filled(store)
+    query = RetrieverQuery(DENSE, unit(1, 0.2, 0, 0))
+
+    runs = await store.retrieve(NAME, [query], limit=2, payload_keys=("path",))
+    assert [c.payload for c in runs[DENSE]] == [{"path": "docs/api/auth.md"}, {"path": "docs/api/errors.md"}]
+    payloads = await store.payloads(NAME, [point_id(1), point_id(99), point_id(0)])
+    assert payloads == {point_id(0): CORPUS[0].payload(), point_id(1): CORPUS[1].payload()}
+    assert await store.payloads(NAME, []) == {}
+
+
 async def test_filters_by_directory_file_and_extension(store: VectorBackend) -> None:
     await filled(store)
     everything = RetrieverQuery(DENSE, unit(1, 1, 1, 1))

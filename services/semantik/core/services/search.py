@@ -37,6 +37,8 @@ DEFAULT_FEEDBACK_WEIGHT = 1.0
 MAX_FEEDBACK = 20
 MAX_FETCH = 10_000
 """The most chunks one retriever is asked for while collapsing to files needs more."""
+COLLAPSE_KEYS = ("path",)
+"""All a candidate needs of its payload until it is kept: the file it collapses into."""
 
 
 class Mode(StrEnum):
@@ -271,7 +273,7 @@ async def _search_one(
     fetch = max(options.prefetch, depth)
     while True:
         runs = await app.store.retrieve(
-            row.qdrant_collection, queries, limit=fetch, search_filter=options.search_filter
+            row.qdrant_collection, queries, limit=fetch, search_filter=options.search_filter, payload_keys=COLLAPSE_KEYS
         )
         chunks = {chunk.id: chunk for run in runs.values() for chunk in run}
         ranked = {name: [Ranked(chunk.id, chunk.score) for chunk in run] for name, run in runs.items()}
@@ -284,6 +286,7 @@ async def _search_one(
                     [RetrieverQuery(DENSE, expanded)],
                     limit=fetch,
                     search_filter=options.search_filter,
+                    payload_keys=COLLAPSE_KEYS,
                 )
                 runs = {**runs, DENSE: second[DENSE]}
                 chunks.update({chunk.id: chunk for chunk in second[DENSE]})
@@ -297,7 +300,9 @@ async def _search_one(
             break
         fetch = min(fetch * 4, MAX_FETCH)
     terms = frozenset(query_terms)
-    return [_hit(row.name, f, chunks[f.id], terms, analyzer) for f in kept[:depth]]
+    # A hit deleted since the retrieval (a concurrent index run) has no payload left and is dropped.
+    payloads = await app.store.payloads(row.qdrant_collection, [f.id for f in kept[:depth]])
+    return [_hit(row.name, f, payloads[f.id], terms, analyzer) for f in kept[:depth] if f.id in payloads]
 
 
 async def _feedback_query(
@@ -372,8 +377,7 @@ def _reranked(candidates: Sequence[Hit], scores: Sequence[float]) -> list[Hit]:
     ]
 
 
-def _hit(collection: str, fused: Fused, chunk: ScoredChunk, terms: frozenset[str], analyzer: Analyzer) -> Hit:
-    payload: dict[str, Any] = chunk.payload
+def _hit(collection: str, fused: Fused, payload: Mapping[str, Any], terms: frozenset[str], analyzer: Analyzer) -> Hit:
     text = str(payload.get("text", ""))
     snippet, spans = make_snippet(text, terms, analyzer)
     return Hit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from semantik.core.store.placement import StorePlacement
@@ -60,8 +60,16 @@ class VectorBackend(Protocol):
         *,
         limit: int,
         search_filter: SearchFilter | None = None,
+        payload_keys: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredChunk]]:
-        """Each retriever's `limit` best chunks with the engine's raw scores; the caller fuses them."""
+        """Each retriever's `limit` best chunks with the engine's raw scores; the caller fuses them.
+
+        Each chunk carries only `payload_keys` of its payload (all of it when None): reading the whole payload,
+        chunk text included, of every candidate cost more than the search itself (`payloads` reads it for the
+        hits that are kept)."""
+
+    async def payloads(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each of these points, by id; a point that is gone is left out."""
 
     async def dense_vectors(self, name: str, ids: Sequence[str]) -> list[list[float]]: ...
 

@@ -270,12 +270,14 @@ class VectorStore:
         *,
         limit: int,
         search_filter: SearchFilter | None = None,
+        payload_keys: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredChunk]]:
         """Each retriever's `limit` best chunks, asked in one round trip; the caller fuses and collapses.
 
         A sparse query with no terms (a query of stopwords) finds nothing and is not sent."""
         query_filter = build_filter(search_filter) if search_filter else None
         asked = worth_asking(queries)
+        with_payload: bool | list[str] = True if payload_keys is None else list(payload_keys)
         requests = [
             models.QueryRequest(
                 query=_query_vector(q.vector),
@@ -283,7 +285,7 @@ class VectorStore:
                 limit=limit,
                 filter=query_filter,
                 score_threshold=q.score_threshold,
-                with_payload=True,
+                with_payload=with_payload,
             )
             for q in asked
         ]
@@ -292,6 +294,12 @@ class VectorStore:
         for query, response in zip(asked, responses, strict=True):
             runs[query.retriever] = [ScoredChunk(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
         return runs
+
+    async def payloads(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        points = await self._client.retrieve(name, ids=list(ids), with_payload=True, with_vectors=False)
+        return {str(p.id): dict(p.payload or {}) for p in points}
 
     async def dense_vectors(self, name: str, ids: Sequence[str]) -> list[list[float]]:
         """The named dense vectors of these points, in the order given (missing ones left out)."""
