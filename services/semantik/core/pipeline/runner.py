@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from semantik.contracts.internal_api import DocumentStatus
-from semantik.core.embedding import Embedder, TextKind
+from semantik.core.embedding import Embedder, Embeddings, TextKind
 from semantik.core.pipeline.batch import (
     FileFailure,
     IndexTarget,
+    PreparedFile,
     build_updates,
     group_files,
     plan_folder,
@@ -124,13 +125,10 @@ class IndexRunner:
             progress.files_processed += len(plan.to_reject)
             progress.files_failed += len(plan.to_reject)
             await self._on_progress(progress)
-        cancelled = False
         old_counts = {path: doc.chunk_count for path, doc in known.items()}
-        for group in group_files(plan.to_index, max_chunks=self._group_chunks, max_files=self._group_files):
-            if self._cancelled():
-                cancelled = True
-                break
-            failures += await self._index_group(target, group, old_counts, progress)
+        groups = group_files(plan.to_index, max_chunks=self._group_chunks, max_files=self._group_files)
+        failed, cancelled = await self._index_groups(target, groups, old_counts, progress)
+        failures += failed
         if not cancelled and plan.removed:
             removed = [
                 RemovedDocument(doc.path, point_ids(target.name, doc.path, range(doc.chunk_count)))
@@ -152,29 +150,73 @@ class IndexRunner:
         ]
         return IndexReport(replace(progress), failures, still_failing, cancelled)
 
-    async def _index_group(
+    async def _index_groups(
         self,
         target: IndexTarget,
-        group: Sequence[HashedFile],
+        groups: Sequence[Sequence[HashedFile]],
         old_counts: Mapping[str, int],
         progress: Progress,
-    ) -> list[FileFailure]:
+    ) -> tuple[list[FileFailure], bool]:
+        """Extract, embed and commit each group in order, the stages overlapping: while one group is embedded
+        the next is extracted and the one before committed, so the embedder, the slowest stage, waits on
+        neither. Commits stay one at a time and in order. A cancel lets the group being embedded finish and be
+        committed, and starts no other. Returns the failures and whether it was cancelled."""
+        failures: list[FileFailure] = []
+        preparing: asyncio.Task[list[PreparedFile]] | None = None
+        committing: asyncio.Task[list[FileFailure]] | None = None
+        cancelled = False
+        try:
+            for number, group in enumerate(groups):
+                if self._cancelled():
+                    cancelled = True
+                    break
+                prepared = await (preparing or self._prepare(target, group, progress))
+                preparing = None
+                if number + 1 < len(groups):
+                    preparing = asyncio.create_task(self._prepare(target, groups[number + 1], progress))
+                texts = texts_to_embed(prepared)
+                embedding_started = time.perf_counter()
+                embeddings = await self._embedder.embed(texts, TextKind.DOCUMENT)
+                progress.embed_seconds += time.perf_counter() - embedding_started
+                if committing is not None:
+                    failures += await committing
+                committing = asyncio.create_task(self._commit_group(target, prepared, embeddings, old_counts, progress))
+            if committing is not None:
+                failures += await committing
+                committing = None
+        finally:
+            # Reached with work in flight only when a stage failed or the run was cancelled. Both are let
+            # finish: a commit so a group is never half written, an extraction because its thread cannot be
+            # stopped and the extraction pool must not be shared with the next run.
+            await asyncio.gather(*(t for t in (preparing, committing) if t is not None), return_exceptions=True)
+        return failures, cancelled
+
+    async def _prepare(
+        self, target: IndexTarget, group: Sequence[HashedFile], progress: Progress
+    ) -> list[PreparedFile]:
         started = time.perf_counter()
         prepared = await asyncio.to_thread(
             prepare_files, group, target.chunking, self._extraction, target.max_file_bytes
         )
-        texts = texts_to_embed(prepared)
-        embedding_started = time.perf_counter()
-        embeddings = await self._embedder.embed(texts, TextKind.DOCUMENT)
-        progress.extract_seconds += embedding_started - started
-        progress.embed_seconds += time.perf_counter() - embedding_started
-        updates, failures = build_updates(target.name, prepared, [v.tolist() for v in embeddings.vectors], old_counts)
+        progress.extract_seconds += time.perf_counter() - started
+        return prepared
+
+    async def _commit_group(
+        self,
+        target: IndexTarget,
+        prepared: Sequence[PreparedFile],
+        embeddings: Embeddings,
+        old_counts: Mapping[str, int],
+        progress: Progress,
+    ) -> list[FileFailure]:
+        vectors = [v.tolist() for v in embeddings.vectors]
+        updates, failures = build_updates(target.name, prepared, vectors, old_counts)
         await self._commit(
             IndexBatch(target.collection_id, target.qdrant_collection, updates), progress, "commit batch"
         )
         progress.files_processed += len(prepared)
         progress.files_failed += len(failures)
-        progress.chunks += len(texts)
+        progress.chunks += len(vectors)
         progress.tokens += embeddings.tokens
         await self._on_progress(progress)
         return failures
