@@ -63,12 +63,7 @@ flushes every 5 s)."""
 QUANTILE = 0.99
 """Dense vectors are searched as int8 copies held in memory (a quarter of float32's 1.5 GB at a million
 384-d chunks) and each retriever's candidates rescored with the float originals: at 200k chunks a dense
-search took 0.26 ms against 0.63 ms, and the load 103 s against 143 s.
-
-The originals and the payloads are mapped files warmed into the page cache when a shard opens (`Cached`),
-not read from disk on first touch (`Cold`): here the page cache did not keep a shard's files from one process
-to the next, so a cold shard stayed cold, and at a million chunks its searches read ~100 random pages each: a
-dense search took 19 ms against 6 ms warm. The kernel may still evict them under memory pressure; none of it is heap."""
+search took 0.26 ms against 0.63 ms, and the load 103 s against 143 s."""
 
 
 def build_due(built: int, unbuilt: int) -> bool:
@@ -281,6 +276,10 @@ class EdgeVectorStore:
 
     def _create(self, name: str, dimension: int) -> None:
         staging = self._collections / f".new-{uuid.uuid4().hex}"
+        # The float originals and the payloads are mapped files warmed into the page cache when a shard opens
+        # (`Cached`), not read from disk on first touch (`Cold`): here the page cache did not keep a shard's files
+        # from one process to the next, so a cold shard stayed cold, and at a million chunks each search read ~100
+        # random pages: dense 19 ms against 6 ms warm. The kernel may still evict them; none of it is heap.
         config = qe.EdgeConfig(
             vectors={
                 DENSE: qe.EdgeVectorParams(
