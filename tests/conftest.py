@@ -14,6 +14,11 @@ TESTS = Path(__file__).parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ONNX exports are keyed by the model's digest and the library versions, so one cache outside the clone
+# serves every data directory the tests make (and the next run) without exporting again per test.
+ONNX_CACHE = Path(os.environ.get("SEMANTIK_CACHE_DIR") or Path.home() / ".cache" / "semantik") / "onnx"
+os.environ.setdefault("SEMANTIK_ONNX_CACHE_DIR", str(ONNX_CACHE))
+os.environ.setdefault("SEMANTIK_EMBEDDER_CACHE_DIR", str(ONNX_CACHE.parent))
 
 
 # --- Private PostgreSQL and Redis servers (tests/support/servers.py, hack/postgres.sh, hack/redis.sh) ---

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from semantik.core.context import Semantik, open_semantik
-from semantik.core.embedding import Precision
+from semantik.core.embedding import EmbedBackend, Precision
 from semantik.core.errors import InvalidInputError, SemantikError
 from semantik.core.logs import configure_logging
 from semantik.core.pipeline import runner as pipeline
@@ -524,6 +524,9 @@ def embedder(
     model_name: Annotated[str | None, typer.Option(help="Name in the model table.")] = None,
     dtype: Annotated[Precision | None, typer.Option(help="float32, float16, bfloat16 or int8.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    backend: Annotated[
+        EmbedBackend | None, typer.Option(help="torch or onnx: ONNX Runtime on the CPU (SEMANTIK_EMBED_BACKEND).")
+    ] = None,
 ) -> None:
     """Serve the embedding model over HTTP (POST /embed) with dynamic batching."""
     import uvicorn
@@ -538,6 +541,7 @@ def embedder(
         "model_name": model_name,
         "dtype": dtype,
         "device": device,
+        "backend": backend,
     }
     try:
         settings = EmbedderSettings(**{k: v for k, v in given.items() if v is not None})

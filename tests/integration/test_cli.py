@@ -216,3 +216,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_the_onnx_backend_indexes_and_searches_as_the_torch_one_does(folder: Path, tmp_path: Path) -> None:
+    """SEMANTIK_EMBED_BACKEND=onnx end to end: the export lands in the cache the setting names, and the
+    same question finds the same file first as with torch."""
+    cache = tmp_path / "onnx-cache"
+    question = ("search", "handbook", "what must I include in a NOTICE file when I redistribute", "--json")
+    first_hits = {}
+    for backend in ("torch", "onnx"):
+        data = tmp_path / f"data-{backend}"
+        env = {"SEMANTIK_EMBED_BACKEND": backend, "SEMANTIK_ONNX_CACHE_DIR": str(cache)}
+        indexed = run("index", str(folder), "--collection", "handbook", data_dir=data, env=env)
+        assert indexed.returncode == 0, indexed.stderr
+        found = run(*question, data_dir=data, env=env)
+        assert found.returncode == 0, found.stderr
+        first_hits[backend] = json.loads(found.stdout)["hits"][0]
+    assert first_hits["onnx"]["path"] == first_hits["torch"]["path"] == "LICENSE"
+    assert abs(first_hits["onnx"]["score"] - first_hits["torch"]["score"]) < 1e-3
+    assert [entry.name for entry in cache.iterdir() if not entry.name.startswith(".")] == [
+        next(cache.glob("sentence-transformers-all-MiniLM-L6-v2-float32-*")).name
+    ]

@@ -72,7 +72,7 @@ def test_int8_quantizes_only_the_layers_the_spec_allows(
     minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
 ) -> None:
     engine = EmbeddingEngine(SPEC, copy.deepcopy(minilm_model), minilm_tokenizer, precision=Precision.INT8)
-    modules = dict(engine._model.named_modules())
+    modules = dict(engine._encoder._model.named_modules())
     assert isinstance(modules["encoder.layer.0.attention.self.query"], torch.ao.nn.quantized.dynamic.Linear)
     assert isinstance(modules["encoder.layer.0.attention.output.dense"], torch.ao.nn.quantized.dynamic.Linear)
     assert type(modules["encoder.layer.0.output.dense"]) is torch.nn.Linear

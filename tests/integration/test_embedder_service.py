@@ -67,6 +67,7 @@ async def test_models_health_ready_and_metrics(make_client: Callable[..., Any]) 
             "dimension": 384,
             "dtype": "float32",
             "device": "cpu",
+            "backend": "torch",
             "max_sequence_length": 256,
             "pooling": "mean",
             "normalized": True,

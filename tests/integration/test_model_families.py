@@ -74,7 +74,7 @@ def test_int8_touches_the_attention_projections_of_qwen3(tiny_qwen: Path) -> Non
     import torch
 
     engine = EmbeddingEngine.load(tiny_spec(), tiny_qwen, precision=Precision.INT8)  # type: ignore[arg-type]
-    modules = dict(engine._model.named_modules())
+    modules = dict(engine._encoder._model.named_modules())
     assert isinstance(modules["layers.0.self_attn.q_proj"], torch.ao.nn.quantized.dynamic.Linear)
     assert type(modules["layers.0.mlp.gate_proj"]) is torch.nn.Linear
 

@@ -30,6 +30,11 @@ class ModelSpec:
     int8_modules: tuple[str, ...] = ()
     """Linear layers (name regexes) that int8 dynamic quantization may touch without hurting quality;
     chosen from the per-layer-group cosine table `make bench` prints."""
+    onnx_fusion: str | None = None
+    """onnxruntime's transformer optimizer model type ("bert", ...); None: ORT's generic graph passes only."""
+    onnx_int8_modules: tuple[str, ...] = ()
+    """As `int8_modules`, for the ONNX Runtime backend (its int8 kernels and per-channel scales differ from
+    torch's, so the table is measured apart); empty: no int8 on that backend for this model."""
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -43,6 +48,11 @@ MODEL_SPECS: dict[str, ModelSpec] = {
             # Measured (bench embedder section): attention projections keep cosine >= 0.99 to float32;
             # the feed-forward layers drop it to 0.98 (input) and 0.91 (output), so they stay float32.
             int8_modules=(r"attention\.self\.(query|key|value)$", r"attention\.output\.dense$"),
+            onnx_fusion="bert",
+            # Measured (bench embedder section, ONNX per layer group, per-channel scales): each group alone
+            # keeps cosine >= 0.992, but together with the feed-forward layers the worst text falls to 0.983;
+            # the attention projections alone keep 0.995.
+            onnx_int8_modules=(r"attention\.self\.(query|key|value)$", r"attention\.output\.dense$"),
         ),
         ModelSpec(
             name="Qwen/Qwen3-Embedding-0.6B",

@@ -116,6 +116,8 @@ class Semantik:
             device=settings.device,
             precision=settings.dtype,
             max_batch_tokens=settings.embed_batch_tokens,
+            backend=settings.embed_backend,
+            onnx_cache_dir=settings.resolved_onnx_cache_dir,
         )
         return TransformerEmbedder(engine)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantik.core.access import MAX_SCOPES, Role, validate_scopes
-from semantik.core.embedding import Precision
+from semantik.core.embedding import EmbedBackend, Precision
 from semantik.core.errors import InvalidInputError
 from semantik.core.pipeline.chunk import ChunkStrategy
 from semantik.core.pipeline.roots import SourceRoots
@@ -171,6 +171,14 @@ class Settings(ExtractionSettings):
     device: str = Field(default="cpu", description="torch device for in-process embedding: cpu or cuda.")
     dtype: Precision = Field(
         default=Precision.FLOAT32, description="In-process precision: float32, float16, bfloat16 or int8."
+    )
+    embed_backend: EmbedBackend = Field(
+        default=EmbedBackend.TORCH,
+        description="What runs the in-process model: torch, or onnx (ONNX Runtime on the CPU, float32 or int8; "
+        "exported from the model once and cached).",
+    )
+    onnx_cache_dir: Path | None = Field(
+        default=None, description="Where ONNX exports of the model are cached; default <data_dir>/onnx."
     )
     embed_batch_tokens: int | None = Field(
         default=None,
@@ -338,6 +346,10 @@ class Settings(ExtractionSettings):
     @property
     def resolved_model_path(self) -> Path:
         return self.model_path or bundled_model_path()
+
+    @property
+    def resolved_onnx_cache_dir(self) -> Path:
+        return (self.onnx_cache_dir or self.data_dir / "onnx").expanduser()
 
     @property
     def auth_required(self) -> bool:

@@ -51,6 +51,7 @@ class ModelInfo(BaseModel):
     dimension: int
     dtype: str
     device: str
+    backend: str
     max_sequence_length: int
     pooling: str
     normalized: bool
@@ -66,6 +67,8 @@ def default_engine(settings: EmbedderSettings) -> EmbeddingEngine:
         max_batch_tokens=settings.max_batch_tokens,
         max_batch_size=settings.max_batch_size,
         setting="SEMANTIK_EMBEDDER_MODEL_PATH",
+        backend=settings.backend,
+        onnx_cache_dir=settings.resolved_onnx_cache_dir,
     )
 
 
@@ -206,6 +209,7 @@ def create_embedder_app(
             dimension=engine.dimension,
             dtype=engine.precision.value,
             device=engine.device.type,
+            backend=engine.backend.value,
             max_sequence_length=engine.spec.max_seq_length,
             pooling=engine.spec.pooling.value,
             normalized=engine.spec.normalize,

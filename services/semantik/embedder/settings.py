@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from semantik.core.embedding import Precision
+from semantik.core.embedding import EmbedBackend, Precision
 from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
 from semantik.core.settings import DEFAULT_MODEL_NAME, bundled_model_path, is_loopback
 
@@ -21,6 +21,14 @@ class EmbedderSettings(BaseSettings):
     )
     dtype: Precision = Field(default=Precision.FLOAT32, description="float32, float16, bfloat16 or int8.")
     device: str = Field(default="cpu", description="cpu or cuda.")
+    backend: EmbedBackend = Field(
+        default=EmbedBackend.TORCH,
+        validation_alias=AliasChoices("SEMANTIK_EMBEDDER_BACKEND", "SEMANTIK_EMBED_BACKEND", "backend"),
+        description="torch, or onnx (ONNX Runtime on the CPU, float32 or int8; exported once and cached).",
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Where ONNX exports are cached (the pod's cache volume); default ~/.cache/semantik."
+    )
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8000, ge=1, le=65535)
     max_batch_tokens: int | None = Field(
@@ -50,6 +58,10 @@ class EmbedderSettings(BaseSettings):
         if self.token is None and not is_loopback(self.host):
             raise ValueError(f"SEMANTIK_EMBEDDER_TOKEN is required when the embedder listens on {self.host}")
         return self
+
+    @property
+    def resolved_onnx_cache_dir(self) -> Path:
+        return (self.cache_dir or Path.home() / ".cache" / "semantik").expanduser() / "onnx"
 
     @property
     def resolved_model_path(self) -> Path:

@@ -23,11 +23,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from semantik.contracts.models import ModelSpec
-from semantik.core.embedding import Embeddings, TextKind
+from semantik.core.embedding import EmbedBackend, Embeddings, TextKind
+from semantik.core.embedding.encoders import OUT_OF_MEMORY_ERRORS, Encoder, TorchEncoder
 from semantik.core.embedding.loading import MODEL_PATH_SETTING, load_model, load_tokenizer
 from semantik.core.embedding.pooling import pool
-from semantik.core.embedding.precision import Precision, prepare_model
-from semantik.core.errors import SemantikError
+from semantik.core.embedding.precision import Precision
+from semantik.core.errors import InvalidInputError, SemantikError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class EmbeddingEngine:
     def __init__(
         self,
         spec: ModelSpec,
-        model: nn.Module,
+        model: nn.Module | Encoder,
         tokenizer: PreTrainedTokenizerBase,
         *,
         device: str = "cpu",
@@ -87,11 +88,16 @@ class EmbeddingEngine:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         forward_hook: ForwardHook | None = None,
     ) -> None:
+        """`model`: a torch module (run by torch at `precision` on `device`) or a ready encoder."""
         self.spec = spec
-        self.device = torch.device(device)
         self.precision = precision
-        self._model, self._forward_context = prepare_model(model, precision, self.device, spec.int8_modules)
-        self._model.eval()
+        if isinstance(model, nn.Module):
+            self.backend = EmbedBackend.TORCH
+            self._encoder: Encoder = TorchEncoder(model, precision, torch.device(device), spec.int8_modules)
+        else:
+            self.backend = EmbedBackend.ONNX
+            self._encoder = model
+        self.device = self._encoder.device
         self._tokenizer = tokenizer
         self._tokenizer.padding_side = spec.padding_side
         self._pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
@@ -111,12 +117,27 @@ class EmbeddingEngine:
         max_batch_tokens: int | None = None,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         setting: str = MODEL_PATH_SETTING,
+        backend: EmbedBackend = EmbedBackend.TORCH,
+        onnx_cache_dir: Path | None = None,
     ) -> EmbeddingEngine:
-        """Load from a local directory; `setting` is what an error tells the user to fix."""
+        """Load from a local directory; `setting` is what an error tells the user to fix. The ONNX backend
+        exports the model once and caches the graph in `onnx_cache_dir`."""
+        tokenizer = load_tokenizer(path, setting)
+        model: nn.Module | Encoder
+        if backend is EmbedBackend.ONNX:
+            if device != "cpu":
+                raise InvalidInputError("the onnx backend runs on the CPU; use torch for a GPU", field="backend")
+            if onnx_cache_dir is None:
+                raise InvalidInputError("the onnx backend needs a cache directory for its export", field="backend")
+            from semantik.core.embedding.onnx_backend import OnnxEncoder
+
+            model = OnnxEncoder.load(spec, path, onnx_cache_dir, precision)
+        else:
+            model = load_model(path, setting)
         return cls(
             spec,
-            load_model(path, setting),
-            load_tokenizer(path, setting),
+            model,
+            tokenizer,
             device=device,
             precision=precision,
             max_batch_tokens=max_batch_tokens,
@@ -156,7 +177,7 @@ class EmbeddingEngine:
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         failed: set[int] = set()
         stats = BatchStats()
-        with self._lock, torch.inference_mode(), self._forward_context():
+        with self._lock, torch.inference_mode(), self._encoder.inference_context():
             for batch in self.plan_batches([len(row) for row in ids]):
                 self._run(batch, ids, out, failed, stats)
         return EmbeddedIds(out, frozenset(failed), stats)
@@ -187,7 +208,7 @@ class EmbeddingEngine:
             stats.batches.append(
                 (len(batch), len(batch) * max(len(ids[i]) for i in batch), time.perf_counter() - started)
             )
-        except torch.OutOfMemoryError:
+        except OUT_OF_MEMORY_ERRORS:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if len(batch) == 1:
@@ -214,7 +235,7 @@ class EmbeddingEngine:
         if self.forward_hook is not None:
             self.forward_hook(len(rows), len(rows) * width)
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        hidden = self._encoder(input_ids, mask)
         vectors = pool(hidden, mask, self.spec.pooling).float()
         if self.spec.normalize:
             vectors = F.normalize(vectors, p=2, dim=1)

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from semantik.core.cpus import usable_cpus
 from semantik.core.pipeline.chunk import Chunk, ChunkingConfig, ChunkStrategy, chunk_text
 from semantik.core.pipeline.extract import ExtractionError, read_and_extract
 from semantik.core.pipeline.tokens import TextTokenizer
@@ -75,7 +76,7 @@ Work = Callable[[FileRequest, TextTokenizer, int], Outcome]
 
 
 def usable_cores() -> int:
-    return len(os.sched_getaffinity(0))
+    return usable_cpus()
 
 
 def default_processes() -> int:
