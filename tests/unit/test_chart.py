@@ -247,15 +247,33 @@ def test_values_yaml_documents_every_key() -> None:
         ({"gateway": {"replicas": -1}}, "at '/gateway/replicas': minimum: got -1, want 0"),
         ({"images": {"service": {"tag": 1.2}}}, "at '/images/service/tag': got number, want string"),
         ({"embedder": {"dtype": "fp8"}}, "at '/embedder/dtype'"),
+        ({"embedder": {"backend": "tensorrt"}}, "at '/embedder/backend'"),
         ({"postgresql": {"external": {"url": "mysql://x"}}}, "at '/postgresql/external/url'"),
     ],
-    ids=["typo", "negative-replicas", "tag-type", "dtype", "database-url"],
+    ids=["typo", "negative-replicas", "tag-type", "dtype", "backend", "database-url"],
 )
 def test_a_wrong_value_is_rejected_with_the_schemas_message(
     values: dict[str, Any], message: str, tmp_path: Path
 ) -> None:
     refused = schema_refusal(values, tmp_path)
     assert message in refused, refused
+
+
+def test_the_onnx_backend_reaches_the_query_embedder_and_is_refused_on_a_gpu() -> None:
+    objects = template(set_values=["embedder.backend=onnx"])
+    embedder = pod_spec(find(objects, "Deployment", "-embedder"))["containers"][0]
+    assert env_of(embedder, objects)["SEMANTIK_EMBEDDER_BACKEND"] == "onnx"
+    result = helm(
+        "template",
+        "semantik",
+        str(CHART),
+        "--set",
+        "embedder.backend=onnx",
+        "--set",
+        "embedder.gpu.count=1",
+        check=False,
+    )
+    assert result.returncode != 0 and "embedder.backend onnx runs on the CPU" in result.stderr
 
 
 def test_external_stores_need_their_urls() -> None:
