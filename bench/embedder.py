@@ -1,5 +1,7 @@
-"""Embedder throughput: the naive sentence-transformers loop beside each of our precision modes, in process
-and through the HTTP service with 8 concurrent clients, on uniform and mixed-length texts."""
+"""Embedder throughput: the naive sentence-transformers loop beside each of our backends and precision modes
+(torch float32/float16/bfloat16/int8, ONNX Runtime float32/int8), in process and through the HTTP service with
+8 concurrent clients, on uniform and mixed-length texts; the int8 layer-group tables both backends' model-table
+rows rest on; and nDCG@10 of dense search on the eval collection for each backend and precision."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -20,13 +24,16 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.quality import dense_ndcg_by_embedder
 from bench.report import peak_rss_mib
 from semantik.contracts.models import model_spec
-from semantik.core.embedding import Precision, TextKind
+from semantik.core.embedding import EmbedBackend, Precision, TextKind
 from semantik.core.embedding.client import HttpEmbedder
 from semantik.core.embedding.engine import EmbeddingEngine
 from semantik.core.embedding.loading import load_model, load_tokenizer
+from semantik.core.embedding.onnx_backend import OnnxEncoder
 from semantik.core.embedding.precision import quantize_int8
+from semantik.core.errors import InvalidInputError
 from semantik.core.settings import bundled_model_path
 
 SPEC = model_spec("sentence-transformers/all-MiniLM-L6-v2")
@@ -38,6 +45,9 @@ LAYER_GROUPS = {
     "feed-forward out": [r"(?<!attention\.)output\.dense$"],
     "all Linear layers": [r".*"],
 }
+ONNX_PRECISIONS = (Precision.FLOAT32, Precision.INT8)
+GOAL_ONNX_FLOAT32 = (1.5, 0.99999)
+GOAL_ONNX_INT8 = (3.0, 0.99, 0.005)
 
 
 def text_sets(tokenizer: object) -> dict[str, list[str]]:
@@ -92,6 +102,27 @@ async def through_http(url: str, texts: list[str]) -> tuple[npt.NDArray[np.float
     return vectors, elapsed
 
 
+def onnx_engine(cache: Path, precision: Precision, tokenizer: object, int8: list[str] | None = None) -> EmbeddingEngine:
+    spec = SPEC if int8 is None else replace(SPEC, onnx_int8_modules=tuple(int8))
+    started = time.perf_counter()
+    encoder = OnnxEncoder.load(spec, bundled_model_path(), cache, precision)
+    if int8 is None:
+        print(f"onnx {precision.value}: exported or loaded in {time.perf_counter() - started:.1f} s")
+    return EmbeddingEngine(spec, encoder, tokenizer, precision=precision)  # type: ignore[arg-type]
+
+
+def layer_group_table(
+    engine_for: Callable[[list[str]], EmbeddingEngine], texts: list[str], reference: npt.NDArray[np.float32]
+) -> None:
+    for group, patterns in LAYER_GROUPS.items():
+        vectors, seconds = timed(partial(embed_vectors, engine_for(patterns), texts))
+        cosine = (vectors * reference).sum(axis=1)
+        print(
+            f"int8 {group:<22} min cosine {cosine.min():.5f}  mean {cosine.mean():.5f}  "
+            f"{len(texts) / seconds:6.1f} texts/s"
+        )
+
+
 async def main() -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -101,7 +132,13 @@ async def main() -> None:
     sets = text_sets(tokenizer)
     baseline_model = SentenceTransformer(str(path), device="cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {TEXTS} texts per set")
+    cache_root = Path(tempfile.mkdtemp(prefix="semantik-bench-cache-"))
+    onnx_cache = cache_root / "onnx"  # where the service, given SEMANTIK_EMBEDDER_CACHE_DIR=cache_root, looks
+    onnx_engines = {p: onnx_engine(onnx_cache, p, tokenizer) for p in ONNX_PRECISIONS}
+    print(f"onnx runtime threads: {next(iter(onnx_engines.values()))._encoder.threads}")  # type: ignore[attr-defined]
     throughput: dict[tuple[str, str], float] = {}
+    onnx_ratio: dict[tuple[str, Precision], float] = {}
+    onnx_cosine: dict[tuple[str, Precision], float] = {}
     for set_name, texts in sets.items():
         tokens = sum(len(ids) for ids in EmbeddingEngine(SPEC, model, tokenizer).tokenize(texts, TextKind.DOCUMENT))
         print(f"\n-- {set_name}: {len(texts)} texts, {tokens} tokens after truncation to {SPEC.max_seq_length}")
@@ -112,29 +149,43 @@ async def main() -> None:
         )
         reference = None
         for precision in Precision:
-            engine = EmbeddingEngine(SPEC, copy.deepcopy(model), tokenizer, precision=precision)
+            try:
+                engine = EmbeddingEngine(SPEC, copy.deepcopy(model), tokenizer, precision=precision)
+            except InvalidInputError as exc:
+                print(f"{'semantik torch ' + precision.value:<46} skipped: {exc}")
+                continue
             vectors, seconds = timed(partial(embed_vectors, engine, texts))
             reference = vectors if precision is Precision.FLOAT32 else reference
             assert reference is not None
             cosine = (vectors * reference).sum(axis=1)
             throughput[(set_name, precision.value)] = len(texts) / seconds
             print(
-                f"{'semantik ' + precision.value + ' (in-process)':<46} {len(texts) / seconds:7.1f} texts/s "
+                f"{'semantik torch ' + precision.value + ' (in-process)':<46} {len(texts) / seconds:7.1f} texts/s "
+                f"{tokens / seconds:8.0f} tokens/s {base_seconds / seconds:6.2f}x   "
+                f"cosine to float32 min {cosine.min():.6f} mean {cosine.mean():.6f}"
+            )
+        for precision, engine in onnx_engines.items():
+            vectors, seconds = timed(partial(embed_vectors, engine, texts))
+            cosine = (vectors * reference).sum(axis=1)
+            onnx_ratio[(set_name, precision)] = base_seconds / seconds
+            onnx_cosine[(set_name, precision)] = float(cosine.min())
+            print(
+                f"{'semantik onnx ' + precision.value + ' (in-process)':<46} {len(texts) / seconds:7.1f} texts/s "
                 f"{tokens / seconds:8.0f} tokens/s {base_seconds / seconds:6.2f}x   "
                 f"cosine to float32 min {cosine.min():.6f} mean {cosine.mean():.6f}"
             )
         del base_vectors
 
-    print("\n-- HTTP service, 8 concurrent clients, mixed 10-512, float32")
+    print("\n-- HTTP service, 8 concurrent clients, mixed 10-512, float32 on the default backend (onnx on a CPU)")
     port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220 - a server left running while we measure
         [sys.executable, "-m", "semantik.cli", "embedder", "--port", str(port)],
-        env={**os.environ, "SEMANTIK_EMBEDDER_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "SEMANTIK_EMBEDDER_LOG_LEVEL": "WARNING", "SEMANTIK_EMBEDDER_CACHE_DIR": str(cache_root)},
     )
     try:
         texts = sets["mixed 10-512"]
         # Best of three for both sides, alternated, so a noisy moment does not decide the ratio.
-        engine = EmbeddingEngine(SPEC, model, tokenizer)
+        engine = onnx_engines[Precision.FLOAT32]
         await through_http(f"http://127.0.0.1:{port}", texts)  # warm-up
         local_runs, http_runs = [], []
         for _ in range(3):
@@ -158,12 +209,41 @@ async def main() -> None:
     print("\n-- int8 per layer group (mixed 10-512): what the model table's int8_modules rests on")
     texts = sets["mixed 10-512"][:96]
     reference = EmbeddingEngine(SPEC, model, tokenizer).embed_sync(texts).vectors
-    for group, patterns in LAYER_GROUPS.items():
-        engine = EmbeddingEngine(SPEC, quantize_int8(copy.deepcopy(model), patterns), tokenizer)
-        vectors, seconds = timed(partial(embed_vectors, engine, texts))
-        cosine = (vectors * reference).sum(axis=1)
-        print(
-            f"int8 {group:<22} min cosine {cosine.min():.5f}  mean {cosine.mean():.5f}  "
-            f"{len(texts) / seconds:6.1f} texts/s"
-        )
+    layer_group_table(
+        lambda patterns: EmbeddingEngine(SPEC, quantize_int8(copy.deepcopy(model), patterns), tokenizer),
+        texts,
+        reference,
+    )
+    print("\n-- onnx int8 per layer group (mixed 10-512, per-channel scales): what onnx_int8_modules rests on")
+    layer_group_table(lambda patterns: onnx_engine(onnx_cache, Precision.INT8, tokenizer, patterns), texts, reference)
+
+    print("\n-- dense nDCG@10 on the eval collection, through the project's index and search, per embedder")
+    configs: dict[str, Mapping[str, object]] = {
+        f"{backend.value} {precision.value}": {"embed_backend": backend, "dtype": precision}
+        for backend, precision in [
+            (EmbedBackend.TORCH, Precision.FLOAT32),
+            (EmbedBackend.TORCH, Precision.BFLOAT16),
+            (EmbedBackend.TORCH, Precision.INT8),
+            (EmbedBackend.ONNX, Precision.FLOAT32),
+            (EmbedBackend.ONNX, Precision.INT8),
+        ]
+        if precision is not Precision.BFLOAT16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    }
+    ndcg = await dense_ndcg_by_embedder(configs)
+    if ndcg is not None:
+        for label, score in ndcg.items():
+            print(f"{label:<16} nDCG@10 {score:.4f}  ({score - ndcg['torch float32']:+.4f} vs torch float32)")
+
+    mixed = "mixed 10-512"
+    ratio, cosine_min = onnx_ratio[(mixed, Precision.FLOAT32)], onnx_cosine[(mixed, Precision.FLOAT32)]
+    print(
+        f"\nonnx float32 on {mixed}: {ratio:.2f}x naive, min cosine {cosine_min:.6f} "
+        f"(goal >= {GOAL_ONNX_FLOAT32[0]}x, >= {GOAL_ONNX_FLOAT32[1]})"
+    )
+    ratio, cosine_min = onnx_ratio[(mixed, Precision.INT8)], onnx_cosine[(mixed, Precision.INT8)]
+    gap = "n/a" if ndcg is None else f"{ndcg['onnx int8'] - ndcg['onnx float32']:+.4f}"
+    print(
+        f"onnx int8 on {mixed}: {ratio:.2f}x naive, min cosine {cosine_min:.4f}, nDCG@10 vs onnx float32 {gap} "
+        f"(goal >= {GOAL_ONNX_INT8[0]}x, >= {GOAL_ONNX_INT8[1]}, within {GOAL_ONNX_INT8[2]})"
+    )
     print(f"\npeak RSS of the bench process: {peak_rss_mib():.0f} MiB")

@@ -86,29 +86,69 @@ async def main() -> None:
 
     baselines = await asyncio.to_thread(baseline_runs, shared, corpus, queries)
     with tempfile.TemporaryDirectory(prefix="semantik-quality-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data")
-        chunking = collections.ChunkingSpec(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-        docs = Path(tmp) / "docs"
-        docs.mkdir()
-        files = {}
-        for doc_id, doc in corpus.items():
-            (docs / f"{doc_id}.txt").write_text(shared.doc_string(doc), encoding="utf-8")
-            files[f"{doc_id}.txt"] = doc_id
-        async with open_semantik(settings) as app:
-            spec = collections.CollectionSpec(name=COLLECTION, source_path=str(docs), chunking=chunking)
-            await collections.create_collection(app, spec)
-            operation = await indexing.open_index_operation(app, COLLECTION, str(docs), full=False)
-            started = time.perf_counter()
-            report = await indexing.run_index_operation(app, operation.id)
-            elapsed = time.perf_counter() - started
-            progress = report.progress
-            print(
-                f"indexed {progress.files_total} files into {progress.chunks} chunks in {elapsed:.1f} s "
-                f"(chunk size {chunking.chunk_size}, overlap {chunking.chunk_overlap} tokens)"
-            )
+        files = write_corpus(shared, corpus, Path(tmp) / "docs")
+        async with open_semantik(Settings(data_dir=Path(tmp) / "data")) as app:
+            await index_corpus(app, Path(tmp) / "docs")
             results = await search_all_modes(app, queries, files)
 
     print_report(shared, qrels, baselines, results)
+
+
+def write_corpus(shared: ModuleType, corpus: Mapping[str, Any], docs: Path) -> dict[str, str]:
+    """One text file per document; returns file name -> document id."""
+    docs.mkdir(parents=True)
+    files = {}
+    for doc_id, doc in corpus.items():
+        (docs / f"{doc_id}.txt").write_text(shared.doc_string(doc), encoding="utf-8")
+        files[f"{doc_id}.txt"] = doc_id
+    return files
+
+
+async def index_corpus(app: Semantik, docs: Path) -> None:
+    settings = app.settings
+    chunking = collections.ChunkingSpec(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    spec = collections.CollectionSpec(name=COLLECTION, source_path=str(docs), chunking=chunking)
+    await collections.create_collection(app, spec)
+    operation = await indexing.open_index_operation(app, COLLECTION, str(docs), full=False)
+    started = time.perf_counter()
+    report = await indexing.run_index_operation(app, operation.id)
+    elapsed = time.perf_counter() - started
+    progress = report.progress
+    print(
+        f"indexed {progress.files_total} files into {progress.chunks} chunks in {elapsed:.1f} s "
+        f"(chunk size {chunking.chunk_size}, overlap {chunking.chunk_overlap} tokens)"
+    )
+
+
+async def dense_ndcg_by_embedder(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, float] | None:
+    """nDCG@10 of dense search through the search service, the eval collection indexed once per embedder
+    configuration (Settings fields: embed_backend, dtype, ...); None when the eval collection is missing."""
+    folder = eval_dir()
+    script = folder.parent / "evaluate_baselines.py"
+    if not (folder / "corpus.jsonl").exists() or not script.exists():
+        print(f"quality by embedder: skipped, {folder} not found (set {EVAL_DIR_ENV})")
+        return None
+    shared = load_baselines(script)
+    corpus, queries, qrels = shared.load_beir(folder)
+    queries = {qid: text for qid, text in queries.items() if qid in qrels}
+    options = SearchOptions(mode=Mode.DENSE, rerank=False)
+    scores = {}
+    with tempfile.TemporaryDirectory(prefix="semantik-quality-") as tmp:
+        files = write_corpus(shared, corpus, Path(tmp) / "docs")
+        for label, overrides in configs.items():
+            data = Path(tmp) / f"data-{len(scores)}"
+            settings = Settings(data_dir=data, onnx_cache_dir=Path(tmp) / "onnx", **overrides)
+            async with open_semantik(settings) as app:
+                print(f"{label}: ", end="", flush=True)
+                await index_corpus(app, Path(tmp) / "docs")
+                run: Run = {}
+                for qid, text in queries.items():
+                    answer = await search_collections(app, [COLLECTION], text, k=DEPTH, options=options)
+                    run[qid] = {
+                        files[PurePosixPath(hit.path).name]: float(DEPTH - rank) for rank, hit in enumerate(answer.hits)
+                    }
+            scores[label] = shared.evaluate(qrels, run)[0]["ndcg@10"]
+    return scores
 
 
 def baseline_runs(shared: ModuleType, corpus: Mapping[str, Any], queries: Mapping[str, str]) -> dict[str, Run]:
