@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import random
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -32,6 +34,7 @@ from semantik.core.embedding.client import HttpEmbedder
 from semantik.core.embedding.engine import EmbeddingEngine
 from semantik.core.embedding.loading import load_model, load_tokenizer
 from semantik.core.embedding.onnx_backend import OnnxEncoder
+from semantik.core.embedding.onnx_export import ensure_onnx_model
 from semantik.core.embedding.precision import quantize_int8
 from semantik.core.errors import InvalidInputError
 from semantik.core.settings import bundled_model_path
@@ -111,6 +114,49 @@ def onnx_engine(cache: Path, precision: Precision, tokenizer: object, int8: list
     return EmbeddingEngine(spec, encoder, tokenizer, precision=precision)  # type: ignore[arg-type]
 
 
+async def http_vs_in_process(engine: EmbeddingEngine, texts: list[str], cache_root: Path) -> None:
+    port = free_port()
+    backend = engine.backend.value
+    server = subprocess.Popen(  # noqa: ASYNC220 - a server left running while we measure
+        [sys.executable, "-m", "semantik.cli", "embedder", "--port", str(port), "--backend", backend],
+        env={**os.environ, "SEMANTIK_EMBEDDER_LOG_LEVEL": "WARNING", "SEMANTIK_EMBEDDER_CACHE_DIR": str(cache_root)},
+    )
+    try:
+        # Best of three for both sides, alternated, so a noisy moment does not decide the ratio.
+        await through_http(f"http://127.0.0.1:{port}", texts)  # warm-up
+        local_runs, http_runs = [], []
+        for _ in range(3):
+            local_runs.append(timed(partial(embed_vectors, engine, texts))[1])
+            http_runs.append((await through_http(f"http://127.0.0.1:{port}", texts))[1])
+        seconds = min(http_runs)
+        in_process = len(texts) / min(local_runs)
+        print(f"{'semantik ' + backend + ' float32 in-process (best of 3)':<46} {in_process:7.1f} texts/s")
+        print(
+            f"{'semantik ' + backend + ' float32 over HTTP (8 clients)':<46} {len(texts) / seconds:7.1f} texts/s   "
+            f"{len(texts) / seconds / in_process:.0%} of in-process"
+        )
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        count = next(line for line in metrics.splitlines() if line.startswith("semantik_embedder_batch_size_count"))
+        print(f"forward passes in the service: {count.split()[-1]} for {len(texts) // 16 + 1} requests")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def onnx_profile(cache: Path, precision: Precision, tokenizer: object, texts: list[str]) -> None:
+    path = ensure_onnx_model(SPEC, bundled_model_path(), cache, precision)
+    encoder = OnnxEncoder(path, profile_prefix=str(cache / f"profile-{precision.value}"))
+    EmbeddingEngine(SPEC, encoder, tokenizer).embed_sync(texts)  # type: ignore[arg-type]
+    by_operator: Counter[str] = Counter()
+    for event in json.loads(encoder.end_profiling().read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            by_operator[event["args"]["op_name"]] += event["dur"]
+    total = sum(by_operator.values())
+    shares = ", ".join(f"{op} {micros / total:.0%}" for op, micros in by_operator.most_common(6))
+    print(f"onnx {precision.value:<8} {total / 1e6:5.1f} s in kernels: {shares}")
+
+
 def layer_group_table(
     engine_for: Callable[[list[str]], EmbeddingEngine], texts: list[str], reference: npt.NDArray[np.float32]
 ) -> None:
@@ -176,35 +222,9 @@ async def main() -> None:
             )
         del base_vectors
 
-    print("\n-- HTTP service, 8 concurrent clients, mixed 10-512, float32 on the default backend (onnx on a CPU)")
-    port = free_port()
-    server = subprocess.Popen(  # noqa: ASYNC220 - a server left running while we measure
-        [sys.executable, "-m", "semantik.cli", "embedder", "--port", str(port)],
-        env={**os.environ, "SEMANTIK_EMBEDDER_LOG_LEVEL": "WARNING", "SEMANTIK_EMBEDDER_CACHE_DIR": str(cache_root)},
-    )
-    try:
-        texts = sets["mixed 10-512"]
-        # Best of three for both sides, alternated, so a noisy moment does not decide the ratio.
-        engine = onnx_engines[Precision.FLOAT32]
-        await through_http(f"http://127.0.0.1:{port}", texts)  # warm-up
-        local_runs, http_runs = [], []
-        for _ in range(3):
-            local_runs.append(timed(partial(embed_vectors, engine, texts))[1])
-            http_runs.append((await through_http(f"http://127.0.0.1:{port}", texts))[1])
-        seconds = min(http_runs)
-        in_process = len(texts) / min(local_runs)
-        print(f"{'semantik float32 in-process (best of 3)':<46} {in_process:7.1f} texts/s")
-        print(
-            f"{'semantik float32 over HTTP (8 clients)':<46} {len(texts) / seconds:7.1f} texts/s   "
-            f"{len(texts) / seconds / in_process:.0%} of in-process"
-        )
-        async with httpx.AsyncClient() as client:
-            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-        count = next(line for line in metrics.splitlines() if line.startswith("semantik_embedder_batch_size_count"))
-        print(f"forward passes in the service: {count.split()[-1]} for {len(texts) // 16 + 1} requests")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    print("\n-- HTTP service, 8 concurrent clients, mixed 10-512, float32, against the same backend in-process")
+    await http_vs_in_process(EmbeddingEngine(SPEC, model, tokenizer), sets["mixed 10-512"], cache_root)
+    await http_vs_in_process(onnx_engines[Precision.FLOAT32], sets["mixed 10-512"], cache_root)
 
     print("\n-- int8 per layer group (mixed 10-512): what the model table's int8_modules rests on")
     texts = sets["mixed 10-512"][:96]
@@ -216,6 +236,10 @@ async def main() -> None:
     )
     print("\n-- onnx int8 per layer group (mixed 10-512, per-channel scales): what onnx_int8_modules rests on")
     layer_group_table(lambda patterns: onnx_engine(onnx_cache, Precision.INT8, tokenizer, patterns), texts, reference)
+
+    print("\n-- where the ONNX time goes (mixed 10-512, ORT's per-node profile): share of kernel time by operator")
+    for precision in ONNX_PRECISIONS:
+        onnx_profile(onnx_cache, precision, tokenizer, texts)
 
     print("\n-- dense nDCG@10 on the eval collection, through the project's index and search, per embedder")
     configs: dict[str, Mapping[str, object]] = {

