@@ -133,6 +133,7 @@ def test_an_onnx_out_of_memory_splits_the_batch_simulated(
     encoder = OnnxEncoder.load(SPEC, bundled_model_path(), CACHE, Precision.FLOAT32)
 
     class Refusing:
+        backend = encoder.backend
         device = encoder.device
         inference_context = encoder.inference_context
 

@@ -13,6 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from semantik.core.embedding import EmbedBackend
 from semantik.core.embedding.precision import Precision, prepare_model
 
 
@@ -25,6 +26,9 @@ OUT_OF_MEMORY_ERRORS = (torch.OutOfMemoryError, EncoderOutOfMemoryError)
 
 class Encoder(Protocol):
     @property
+    def backend(self) -> EmbedBackend: ...
+
+    @property
     def device(self) -> torch.device: ...
 
     def inference_context(self) -> contextlib.AbstractContextManager[None]: ...
@@ -33,6 +37,8 @@ class Encoder(Protocol):
 
 
 class TorchEncoder:
+    backend = EmbedBackend.TORCH
+
     def __init__(self, model: nn.Module, precision: Precision, device: torch.device, int8_modules: Sequence[str]):
         self._device = device
         self._model, self._context = prepare_model(model, precision, device, int8_modules)

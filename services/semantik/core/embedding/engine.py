@@ -91,12 +91,12 @@ class EmbeddingEngine:
         """`model`: a torch module (run by torch at `precision` on `device`) or a ready encoder."""
         self.spec = spec
         self.precision = precision
-        if isinstance(model, nn.Module):
-            self.backend = EmbedBackend.TORCH
-            self._encoder: Encoder = TorchEncoder(model, precision, torch.device(device), spec.int8_modules)
-        else:
-            self.backend = EmbedBackend.ONNX
-            self._encoder = model
+        self._encoder: Encoder = (
+            TorchEncoder(model, precision, torch.device(device), spec.int8_modules)
+            if isinstance(model, nn.Module)
+            else model
+        )
+        self.backend: EmbedBackend = self._encoder.backend
         self.device = self._encoder.device
         self._tokenizer = tokenizer
         self._tokenizer.padding_side = spec.padding_side

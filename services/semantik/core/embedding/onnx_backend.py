@@ -10,13 +10,15 @@ import torch
 
 from semantik.contracts.models import ModelSpec
 from semantik.core.cpus import usable_cpus
-from semantik.core.embedding import Precision
+from semantik.core.embedding import EmbedBackend, Precision
 from semantik.core.embedding.encoders import EncoderOutOfMemoryError
 from semantik.core.embedding.onnx_export import INPUT_NAMES, OUTPUT_NAME, ensure_onnx_model
 from semantik.core.errors import InvalidInputError
 
 
 class OnnxEncoder:
+    backend = EmbedBackend.ONNX
+
     def __init__(self, path: Path, *, threads: int | None = None, profile_prefix: str | None = None) -> None:
         """`profile_prefix`: record ORT's per-node timings (the benchmark's profile); `end_profiling` writes them."""
         import onnxruntime
