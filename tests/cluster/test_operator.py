@@ -497,7 +497,10 @@ def test_an_index_job_whose_workers_all_left_with_work_undone_fails_instead_of_r
         )
         failed = wait(
             "the IndexJob Failed",
-            lambda: (job := get(cluster, "indexjob", index_job)) and job["status"].get("phase") == "Failed" and job,
+            # A fresh IndexJob has no status until the operator's first write.
+            lambda: (job := get(cluster, "indexjob", index_job))
+            and job.get("status", {}).get("phase") == "Failed"
+            and job,
             timeout=180,
         )
         assert "its workers all exited" in failed["status"]["message"], failed["status"]
