@@ -179,9 +179,20 @@ build_containerfile() {
       ;;
   esac
   key="$(inputs_key "${images[${parent[$name]}]}" "$containerfile" "$context" "${paths[@]}")"
-  local record="$containers/inputs/$name" id
+  local record="$containers/inputs/$name" id deps_key="" deps_record="$containers/inputs/$name.deps"
   id="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null)" || id=""
   [[ -n $id && -r $record && $(<"$record") == "$key $id" ]] && return 0
+  if [[ $name == service || $name == operator ]]; then
+    # What the dependency layer is built from (Dockerfile.service: everything copied before `uv sync`).
+    deps_key="$(inputs_key "${images[${parent[$name]}]}" "$containerfile" "$context" \
+      pyproject.toml uv.lock README.md hack/image-packages.sh)"
+    if [[ ! -r $deps_record || $(<"$deps_record") != "$deps_key" ]]; then
+      # That layer will be rebuilt, so the old one is gigabytes nothing reuses; kept while the new one
+      # is copied and committed, it doubled the disk the service image needs (ENOSPC on a shared disk).
+      podman rmi --force "$image" "${image%%:*}-build:${image##*:}" >/dev/null 2>&1 || true
+      podman image prune --force >/dev/null
+    fi
+  fi
   podman build --quiet --pull=never --layers --network=host --format=docker \
     --tag "$image" --file "$containerfile" "${args[@]}" "$context" >/dev/null
   # The build stage, tagged (a cache hit now) so that pruning keeps its layers: the dependencies'
@@ -195,6 +206,7 @@ build_containerfile() {
   built_any=1
   mkdir -p "$containers/inputs"
   echo "$key $(podman image inspect --format '{{.Id}}' "$image")" >"$record"
+  [[ -z $deps_key ]] || echo "$deps_key" >"$deps_record"
 }
 
 build() {
