@@ -14,7 +14,7 @@ import importlib.util
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -73,16 +73,11 @@ def load_baselines(script: Path) -> ModuleType:
 
 
 async def main() -> None:
-    folder = eval_dir()
-    script = folder.parent / "evaluate_baselines.py"
-    missing = [str(p) for p in (folder / "corpus.jsonl", script) if not p.exists()]
-    if missing:
-        print(f"quality: skipped, not found: {', '.join(missing)} (set {EVAL_DIR_ENV} to a BEIR-format folder)")
+    loaded = load_eval("quality")
+    if loaded is None:
         return
-    shared = load_baselines(script)
-    corpus, queries, qrels = shared.load_beir(folder)
-    queries = {qid: text for qid, text in queries.items() if qid in qrels}
-    print(f"{folder}: {len(corpus)} documents, {len(queries)} judged queries")
+    shared, corpus, queries, qrels = loaded
+    print(f"{eval_dir()}: {len(corpus)} documents, {len(queries)} judged queries")
 
     baselines = await asyncio.to_thread(baseline_runs, shared, corpus, queries)
     with tempfile.TemporaryDirectory(prefix="semantik-quality-") as tmp:
@@ -92,6 +87,24 @@ async def main() -> None:
             results = await search_all_modes(app, queries, files)
 
     print_report(shared, qrels, baselines, results)
+
+
+def load_eval(section: str) -> tuple[ModuleType, Mapping[str, Any], dict[str, str], Mapping[str, Any]] | None:
+    """The shared script, the corpus and the judged queries; None (and a line saying so) when missing."""
+    folder = eval_dir()
+    script = folder.parent / "evaluate_baselines.py"
+    missing = [str(p) for p in (folder / "corpus.jsonl", script) if not p.exists()]
+    if missing:
+        print(f"{section}: skipped, not found: {', '.join(missing)} (set {EVAL_DIR_ENV} to a BEIR-format folder)")
+        return None
+    shared = load_baselines(script)
+    corpus, queries, qrels = shared.load_beir(folder)
+    return shared, corpus, {qid: text for qid, text in queries.items() if qid in qrels}, qrels
+
+
+def as_ranked_scores(hits: Sequence[Any], files: Mapping[str, str]) -> dict[str, float]:
+    """Document id -> score falling with the service's rank: the shared metrics rank by score."""
+    return {files[PurePosixPath(hit.path).name]: float(DEPTH - rank) for rank, hit in enumerate(hits)}
 
 
 def write_corpus(shared: ModuleType, corpus: Mapping[str, Any], docs: Path) -> dict[str, str]:
@@ -123,14 +136,10 @@ async def index_corpus(app: Semantik, docs: Path) -> None:
 async def dense_ndcg_by_embedder(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, float] | None:
     """nDCG@10 of dense search through the search service, the eval collection indexed once per embedder
     configuration (Settings fields: embed_backend, dtype, ...); None when the eval collection is missing."""
-    folder = eval_dir()
-    script = folder.parent / "evaluate_baselines.py"
-    if not (folder / "corpus.jsonl").exists() or not script.exists():
-        print(f"quality by embedder: skipped, {folder} not found (set {EVAL_DIR_ENV})")
+    loaded = load_eval("quality by embedder")
+    if loaded is None:
         return None
-    shared = load_baselines(script)
-    corpus, queries, qrels = shared.load_beir(folder)
-    queries = {qid: text for qid, text in queries.items() if qid in qrels}
+    shared, corpus, queries, qrels = loaded
     options = SearchOptions(mode=Mode.DENSE, rerank=False)
     scores = {}
     with tempfile.TemporaryDirectory(prefix="semantik-quality-") as tmp:
@@ -144,9 +153,7 @@ async def dense_ndcg_by_embedder(configs: Mapping[str, Mapping[str, Any]]) -> di
                 run: Run = {}
                 for qid, text in queries.items():
                     answer = await search_collections(app, [COLLECTION], text, k=DEPTH, options=options)
-                    run[qid] = {
-                        files[PurePosixPath(hit.path).name]: float(DEPTH - rank) for rank, hit in enumerate(answer.hits)
-                    }
+                    run[qid] = as_ranked_scores(answer.hits, files)
             scores[label] = shared.evaluate(qrels, run)[0]["ndcg@10"]
     return scores
 
@@ -179,10 +186,7 @@ async def search_all_modes(
             answer = await search_collections(app, [COLLECTION], text, k=DEPTH, options=options)
             result = results[label]
             result.seconds.append(time.perf_counter() - started)
-            # The shared metrics rank by score, so a score falling with the service's rank keeps its order.
-            result.run[qid] = {
-                files[PurePosixPath(hit.path).name]: float(DEPTH - rank) for rank, hit in enumerate(answer.hits)
-            }
+            result.run[qid] = as_ranked_scores(answer.hits, files)
             result.answered_as.update(mode.value for mode in answer.modes.values())
             result.notes.update(answer.notes)
     return results
