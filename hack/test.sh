@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: lint, build the control plane binaries and the images (cached), start private PostgreSQL
-# and Redis servers once, run every test tier (unit, integration, cluster on kwok, e2e on a real node),
-# and stop the servers whatever happens. Prints how long each step took.
+# and Redis servers once, install Chromium and axe-core (cached), run every test tier (unit, integration,
+# browser, cluster on kwok, e2e on a real node), and stop the servers whatever happens. Prints how long
+# each step took.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,4 +58,8 @@ cat "$images_log" >&2
 timed "PostgreSQL and Redis (install if absent, start)" hack/test-services.sh up "$services_dir" >"$services_dir/env"
 # shellcheck disable=SC1091
 source "$services_dir/env"
+# tests/browser and the UI's browser tests drive a real headless Chromium and check pages with axe-core.
+timed "Chromium, chromedriver and axe-core (browser tier)" hack/browser.sh ensure >"$services_dir/browser-env"
+# shellcheck disable=SC1091
+source "$services_dir/browser-env"
 timed "pytest" "$venv/python" -m pytest tests -q -ra --durations=20 "$@"

@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.servers import private_server
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from semantik.core.embedding.engine import TransformerEmbedder
 
 TESTS = Path(__file__).parent
 
@@ -58,3 +64,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         in_tier = item.path.is_relative_to(TESTS / "cluster") or item.path.is_relative_to(TESTS / "e2e")
         if in_tier and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(600, func_only=True))
+
+
+# --- The real embedding model (all-MiniLM-L6-v2 from its PyPI package), loaded once per session ---
+
+
+# Imported inside the fixtures: a run of the unit tier alone never pays for loading transformers.
+
+
+@pytest.fixture(scope="session")
+def minilm_model() -> PreTrainedModel:
+    from semantik.core.embedding.loading import load_model
+    from semantik.core.settings import bundled_model_path
+
+    return load_model(bundled_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer() -> PreTrainedTokenizerBase:
+    from semantik.core.embedding.loading import load_tokenizer
+    from semantik.core.settings import bundled_model_path
+
+    return load_tokenizer(bundled_model_path())
+
+
+@pytest.fixture(scope="session")
+def real_embedder(minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase) -> TransformerEmbedder:
+    """The model behind the Embedder interface, shared by the integration and browser tiers."""
+    from semantik.contracts.models import model_spec
+    from semantik.core.embedding.engine import EmbeddingEngine, TransformerEmbedder
+
+    spec = model_spec("sentence-transformers/all-MiniLM-L6-v2")
+    return TransformerEmbedder(EmbeddingEngine(spec, minilm_model, minilm_tokenizer))

@@ -6,14 +6,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from semantik.contracts.models import model_spec
 from semantik.core.context import Semantik, open_semantik
 from semantik.core.embedding import Embedder, Embeddings, TextKind
-from semantik.core.embedding.engine import EmbeddingEngine, TransformerEmbedder
-from semantik.core.embedding.loading import load_model, load_tokenizer
-from semantik.core.settings import Settings, bundled_model_path
+from semantik.core.embedding.engine import TransformerEmbedder
+from semantik.core.settings import Settings
 from tests.support.corpus import KEYS_MD, build_corpus
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 
@@ -44,22 +41,6 @@ class CountingEmbedder:
 
     async def aclose(self) -> None:
         return None
-
-
-@pytest.fixture(scope="session")
-def minilm_model() -> PreTrainedModel:
-    return load_model(bundled_model_path())
-
-
-@pytest.fixture(scope="session")
-def minilm_tokenizer() -> PreTrainedTokenizerBase:
-    return load_tokenizer(bundled_model_path())
-
-
-@pytest.fixture(scope="session")
-def real_embedder(minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase) -> TransformerEmbedder:
-    spec = model_spec("sentence-transformers/all-MiniLM-L6-v2")
-    return TransformerEmbedder(EmbeddingEngine(spec, minilm_model, minilm_tokenizer))
 
 
 @pytest.fixture
