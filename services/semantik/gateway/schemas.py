@@ -170,6 +170,16 @@ class HitOut(BaseModel):
     explain: list[ExplainOut] = Field(description="Where each retriever ranked this chunk, with its raw score.")
 
 
+class ChunkOut(BaseModel):
+    collection: str
+    path: str
+    chunk_index: int
+    text: str = Field(description="The chunk's whole text, as indexed.")
+    heading: str | None
+    start: int = Field(description="Where the chunk starts in the file's extracted text (characters).")
+    end: int
+
+
 class SearchOut(BaseModel):
     collection: str | None = Field(description="The collection searched; null for a search of several.")
     collections: list[str]

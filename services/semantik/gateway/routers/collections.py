@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -8,6 +9,7 @@ from semantik.core.access import Role, authorize_new
 from semantik.core.context import Semantik
 from semantik.core.errors import NotFoundError
 from semantik.core.services import collections
+from semantik.core.services.chunks import get_chunk
 from semantik.core.services.collections import CollectionSpec, CollectionView
 from semantik.gateway.cluster import ClusterCollections, ClusterDep, ReadableStore
 from semantik.gateway.cluster_resources import (
@@ -17,7 +19,7 @@ from semantik.gateway.cluster_resources import (
     collection_view,
 )
 from semantik.gateway.deps import PrincipalDep, ReadableName, SemantikDep, WritableName
-from semantik.gateway.schemas import CollectionList, CollectionOut, DocumentList, DocumentOut, collection_out
+from semantik.gateway.schemas import ChunkOut, CollectionList, CollectionOut, DocumentList, DocumentOut, collection_out
 
 router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
 
@@ -89,6 +91,18 @@ async def delete_collection(semantik: SemantikDep, cluster: ClusterDep, name: Wr
         return Response(status_code=status.HTTP_202_ACCEPTED)
     await collections.delete_collection(semantik, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/chunk", response_model=ChunkOut, summary="One chunk whole, as a search hit names it")
+async def read_chunk(
+    semantik: SemantikDep,
+    name: ReadableName,
+    store: ReadableStore,
+    path: Annotated[str, Query(min_length=1, max_length=4096)],
+    index: Annotated[int, Query(ge=0, le=10_000_000)],
+) -> ChunkOut:
+    chunk = await get_chunk(semantik, store, path, index)
+    return ChunkOut(collection=name, **asdict(chunk))
 
 
 @router.get("/{name}/documents", response_model=DocumentList)
