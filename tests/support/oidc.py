@@ -70,3 +70,82 @@ def serve_jwks(issuer: Issuer) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class LoginProvider:
+    """An issuer's browser sign-in, as the UI's authorization code flow meets it: `/authorize` signs in
+    `subject` at once and redirects back with a code; `/token` hands out tokens only for that code, the
+    redirect URI it was issued for and the PKCE verifier whose challenge it saw."""
+
+    issuer: Issuer
+    client_id: str
+    subject: str = "alice"
+    claims: dict[str, Any] = field(default_factory=dict)
+    url: str = ""
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def serve_login(provider: LoginProvider) -> Iterator[LoginProvider]:
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path != "/authorize" or query.get("response_type") != "code":
+                self.send_error(404)
+                return
+            code = secrets.token_urlsafe(16)
+            provider.codes[code] = query
+            self.send_response(302)
+            self.send_header(
+                "Location", f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+            )
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+            asked = provider.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "")
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            problem = (
+                "unknown code"
+                if asked is None
+                else "wrong client"
+                if form.get("client_id") != provider.client_id
+                else "wrong redirect_uri"
+                if form.get("redirect_uri") != asked["redirect_uri"]
+                else "wrong PKCE verifier"
+                if challenge != asked["code_challenge"]
+                else None
+            )
+            if problem is not None or asked is None:
+                provider.refused.append(problem or "")
+                self.send_response(400)
+                self.end_headers()
+                return
+            id_token = provider.issuer.token({"nonce": asked["nonce"], **provider.claims}, sub=provider.subject)
+            body = json.dumps({"access_token": "opaque-" + secrets.token_hex(8), "id_token": id_token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield provider
+    finally:
+        server.shutdown()
+        server.server_close()

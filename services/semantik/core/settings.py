@@ -257,6 +257,30 @@ class Settings(ExtractionSettings):
     oidc_algorithms: list[str] = Field(
         default_factory=lambda: ["RS256", "ES256"], description="Signature algorithms accepted on OIDC tokens."
     )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="The web UI's OIDC client: with it the sign-in page offers the issuer's login "
+        "(authorization code flow with PKCE); unset: the UI signs in with API keys only.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The client's secret at the token endpoint; unset: a public client (PKCE only)."
+    )
+    oidc_authorization_url: str | None = Field(default=None, description="The issuer's authorization endpoint.")
+    oidc_token_url: str | None = Field(default=None, description="The issuer's token endpoint.")
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The UI's callback as registered at the issuer (https://<host>/sign-in/oidc/callback); "
+        "default: built from the request, which behind a TLS-ending Ingress would say http.",
+    )
+    ui_source_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Collection name or pattern -> base URL of its files, as JSON: {"handbook": '
+        '"https://git.example.com/handbook/blob/main"}; the web UI links each hit to <base>/<path>.',
+    )
+    ui_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the web UI's cookies Secure; default: when the request came over HTTPS.",
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
@@ -305,6 +329,27 @@ class Settings(ExtractionSettings):
         if any(algorithm.upper().startswith("HS") or algorithm == "none" for algorithm in self.oidc_algorithms):
             raise ValueError("SEMANTIK_OIDC_ALGORITHMS: only asymmetric algorithms (RS*, ES*, PS*, EdDSA)")
         return self
+
+    @model_validator(mode="after")
+    def _oidc_login_is_whole(self) -> Settings:
+        if self.oidc_client_id is None:
+            return self
+        if self.oidc_issuer is None:
+            raise ValueError("SEMANTIK_OIDC_CLIENT_ID needs SEMANTIK_OIDC_ISSUER (and its keys) to verify the tokens")
+        for name in ("oidc_authorization_url", "oidc_token_url"):
+            url = getattr(self, name)
+            if url is None or not url.startswith(("https://", "http://")):
+                raise ValueError(f"SEMANTIK_{name.upper()}: the UI's OIDC sign-in needs an http(s) URL")
+        return self
+
+    @field_validator("ui_source_urls")
+    @classmethod
+    def _source_urls_are_http(cls, value: dict[str, str]) -> dict[str, str]:
+        # Links are rendered into pages: any other scheme (javascript:, data:) would run in the UI's origin.
+        for pattern, url in value.items():
+            if not url.startswith(("https://", "http://")) or any(c in url for c in '"<>\x00 '):
+                raise ValueError(f"ui_source_urls[{pattern!r}]: an http(s) URL without spaces or quotes")
+        return value
 
     @model_validator(mode="after")
     def _service_mode_needs_redis(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,6 +33,8 @@ from semantik.gateway.routers import (
     search,
 )
 from semantik.gateway.routing import matched_route
+from semantik.gateway.ui import routes as ui_routes
+from semantik.gateway.ui.headers import SecurityHeaders
 
 DESCRIPTION = """Semantic search over your own documents.
 
@@ -40,6 +43,8 @@ loopback, every `/api/v1` call needs `Authorization: Bearer <credential>`: an AP
 create`, or `POST /api/v1/keys` by an admin) or, where OIDC is configured, the issuer's token. A key or
 token holds a role (read, write, admin) over the collections its scope names; a collection outside the
 scope answers 404, too weak a role 403.
+
+People search at `/`: a web page served by the gateway, signed in with an API key or through the OIDC issuer.
 """
 
 
@@ -69,8 +74,18 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 await backfills.shutdown()
                 await executor.shutdown()
 
-    app = FastAPI(title="Semantik", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load Swagger UI's script from a CDN and run inline script, which
+    # the strict Content-Security-Policy on every response forbids. /openapi.json stays.
+    app = FastAPI(
+        title="Semantik",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.oidc = OidcVerifier.from_settings(settings)
+    app.state.ui_secret = secrets.token_urlsafe(32)
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(get_principal)]
@@ -79,6 +94,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(operations.streams)  # authenticates each connection itself
     for router in (internal.router, internal_collections.router):
         app.include_router(router, dependencies=[Depends(require_internal_token)])
+    app.include_router(ui_routes.router)  # pages authenticate from the session cookie (gateway/ui/session.py)
+    app.mount("/static", ui_routes.static_files, name="static")
 
     internal_token = settings.internal_token.get_secret_value() if settings.internal_token else None
     app.add_middleware(
@@ -89,6 +106,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     )
     # Outside the body limit too, so the trail records the status each client really got.
     app.add_middleware(AuditTrail)
+    app.add_middleware(SecurityHeaders)
 
     # Added last, so it is outside the body limit and counts its 413s too.
     @app.middleware("http")

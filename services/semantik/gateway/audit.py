@@ -53,8 +53,14 @@ ACTIONS: Mapping[tuple[str, str], Audited] = {
     ("POST", "/api/v1/operations/{operation_id}/cancel"): Audited("operation.cancel", path_param="operation_id"),
     ("POST", "/api/v1/keys"): Audited("key.create"),
     ("DELETE", "/api/v1/keys/{key_id}"): Audited("key.revoke", path_param="key_id"),
+    # The web UI's forms, and its sign-ins: a refused one (a wrong key, a forged OIDC state) is a denial.
+    ("POST", "/collections/{name}/index"): Audited("collection.index", path_param="name"),
+    ("POST", "/sign-in"): Audited("session.sign_in"),
+    ("GET", "/sign-in/oidc/callback"): Audited("session.sign_in"),
+    ("POST", "/sign-out"): Audited("session.sign_out"),
 }
-"""(method, route template) -> what is recorded. Reads and searches are not state changes: never recorded."""
+"""(method, route template) -> what is recorded. Reads and searches are not state changes: never recorded;
+the one GET is the OIDC callback, where a browser signs in."""
 
 AUDITED_METHODS = frozenset(method for method, _ in ACTIONS)
 

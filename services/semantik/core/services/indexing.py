@@ -317,6 +317,17 @@ async def _load(app: Semantik, operation_id: str) -> tuple[Operation, Collection
     return found
 
 
+INDEX_KINDS = ("index", "full_index", "reindex")
+
+
+async def latest_index_operation(app: Semantik, name: str) -> OperationView | None:
+    """The collection's newest index operation, running or ended; None before its first."""
+    async with app.sessions() as session:
+        row = await metadata.get_collection(session, name)
+        operation_id = None if row is None else await metadata.latest_operation_id(session, row.id, INDEX_KINDS)
+    return None if operation_id is None else await get_operation(app, operation_id)
+
+
 async def get_operation(app: Semantik, operation_id: str) -> OperationView:
     operation, collection = await load_operation(app, operation_id)
     return OperationView(

@@ -159,6 +159,16 @@ async def active_operation(session: AsyncSession, collection_id: int) -> Operati
     return result.first()
 
 
+async def latest_operation_id(session: AsyncSession, collection_id: int, kinds: Sequence[str]) -> str | None:
+    result = await session.scalars(
+        select(Operation.id)
+        .where(Operation.collection_id == collection_id, Operation.kind.in_(list(kinds)))
+        .order_by(Operation.created_at.desc())
+        .limit(1)
+    )
+    return result.first()
+
+
 async def get_operation(session: AsyncSession, operation_id: str) -> Operation | None:
     return await session.get(Operation, operation_id)
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from fastapi import APIRouter
 
 from semantik.core.access import Role, authorize
+from semantik.core.context import Semantik
 from semantik.core.services.search import SearchResult, search_collections
 from semantik.gateway import metrics
 from semantik.gateway.cluster import ClusterCollections, ClusterDep
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["search"])
 async def search_collection(
     semantik: SemantikDep, cluster: ClusterDep, name: ReadableName, body: SearchIn
 ) -> SearchOut:
-    return await _search(semantik, cluster, [name], body, single=True)
+    return await run_search(semantik, cluster, [name], body, single=True)
 
 
 @router.post("/search", response_model=SearchOut, summary="Search up to 10 collections at once")
@@ -29,17 +30,18 @@ async def search_many(
     # A collection the caller may not read is an error naming the field, never silently dropped.
     for name in body.collections:
         authorize(principal, name, Role.READ, field="collections")
-    return await _search(semantik, cluster, body.collections, body, single=False)
+    return await run_search(semantik, cluster, body.collections, body, single=False)
 
 
-async def _search(
-    semantik: SemantikDep,
+async def run_search(
+    semantik: Semantik,
     cluster: ClusterCollections | None,
     names: Sequence[str],
     body: SearchOptionsIn,
     *,
     single: bool,
 ) -> SearchOut:
+    """The search of the REST API and the web UI: names are REST names, authorised by the caller."""
     # In cluster mode REST names are Collection resource names; the index behind each is its store.
     # The list goes on whole (a name twice is the service's 422 to give); the map only names hits back.
     stores = [cluster.store(name) if cluster else name for name in names]

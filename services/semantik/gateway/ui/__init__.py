@@ -1,0 +1,1 @@
+"""The search page: server-rendered HTML over the same services as the REST API, signed in by cookie."""
