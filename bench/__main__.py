@@ -8,7 +8,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench import embedder, indexing, operator, quality, service, store
+from bench import embedder, indexing, operator, quality, service, store, ui
 
 SECTIONS = {
     "embedder": embedder.main,
@@ -17,6 +17,7 @@ SECTIONS = {
     "operator": operator.main,
     "quality": quality.main,
     "store": store.main,
+    "ui": ui.main,
 }
 
 

@@ -104,14 +104,19 @@ async def test_every_response_carries_the_security_headers(local: httpx.AsyncCli
     assert policy["script-src"] == "'self'" and "unsafe" not in CONTENT_SECURITY_POLICY
     assert policy["frame-ancestors"] == "'none'"
     page = (await local.get("/?q=keys")).text
-    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/ui.js" defer>']
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert len(scripts) == 1 and re.fullmatch(r'<script src="(/static/ui\.js\?v=[0-9a-f]{12})" defer>', scripts[0])
+    # Assets named by their digest are kept by the browser (no revalidation before the first paint).
+    versioned = await local.get(scripts[0].split('"')[1])
+    assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "immutable" not in (await local.get("/static/ui.js?v=stale")).headers.get("cache-control", "")
     assert not re.search(r"<[^>]+\son[a-z]+=", page), "no inline event handler on any element"
 
 
 async def test_search_works_with_javascript_off(local: httpx.AsyncClient) -> None:
     response = await local.get("/", params={"q": "how long are backups kept", "mode": "", "fusion": "rrf"})
     assert response.status_code == 200
-    first = re.search(r'<h3 class="path">\s*<a class="open" href="([^"]+)">([^<]+)</a>', response.text)
+    first = re.search(r'<h3 class="path"[^>]*>\s*<a class="open" href="([^"]+)">([^<]+)</a>', response.text)
     assert first is not None and first[2] == "keys.md"
     assert "<mark>" in response.text and 'href="https://git.example.com/hb/keys.md"' in response.text
     chunk = await local.get(first[1].replace("&amp;", "&"))

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
@@ -44,6 +43,7 @@ from semantik.gateway.progress import operation_events, parse_resume_point
 from semantik.gateway.routers.search import run_search
 from semantik.gateway.schemas import MultiSearchIn, SearchFilterIn, SearchOut
 from semantik.gateway.ui import oidc_login, views
+from semantik.gateway.ui.assets import STATIC, VersionedStaticFiles, static_url
 from semantik.gateway.ui.session import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -62,7 +62,8 @@ from semantik.gateway.ui.session import (
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-static_files = StaticFiles(directory=HERE / "static")
+static_files = VersionedStaticFiles(directory=STATIC)
+templates.env.globals["static_url"] = static_url
 RESULTS = 30  # hits fetched per search; at most PER_DOCUMENT of them from one file
 PER_DOCUMENT = 3
 SIGN_IN_REASONS = {
