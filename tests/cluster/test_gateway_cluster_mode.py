@@ -95,6 +95,14 @@ def test_rest_made_collection_is_a_resource_that_becomes_ready_then_goes_with_it
     documents = api.get("/api/v1/collections/restmade/documents").json()["items"]
     assert len(documents) == view["documents"]
 
+    # The search page lists the Collection resource, searches its store, and shows the resource's phase.
+    page = api.get("/", params={"q": "what must I include in a NOTICE file when I redistribute", "c": "restmade"})
+    assert page.status_code == 200 and 'value="restmade" checked' in page.text, page.text[:2000]
+    assert "Apache-2.0" in page.text
+    about = api.get("/collections/restmade")
+    assert about.status_code == 200 and '<dd id="phase">Ready</dd>' in about.text, about.text[:2000]
+    assert f'<dd id="documents">{view["documents"]}</dd>' in about.text
+
     # Indexing another folder would edit the collection behind its resource's back.
     elsewhere = api.post("/api/v1/collections/restmade/index", json={"path": str(sources_root)})
     assert elsewhere.status_code == 409 and "kubectl" in elsewhere.json()["error"]["message"], elsewhere.text
