@@ -253,6 +253,8 @@ def a_writers_session(driver: webdriver.Chrome, tools: BrowserTools, site: Site)
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     text = wait(driver).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".chunk-text")))
     assert "Create a new key with the key tool" in text.text
+    marked = {mark.text.lower() for mark in driver.find_elements(By.CSS_SELECTOR, ".chunk-text mark")}
+    assert {"rotating", "keys"} <= marked, marked
     assert driver.find_element(By.CSS_SELECTOR, "h1.path").text == "keys.md"
     save_screenshot(driver, "chunk")
     no_serious_violations(driver, tools, "chunk")

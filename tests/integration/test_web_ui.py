@@ -120,7 +120,9 @@ async def test_search_works_with_javascript_off(local: httpx.AsyncClient) -> Non
     assert first is not None and first[2] == "keys.md"
     assert "<mark>" in response.text and 'href="https://git.example.com/hb/keys.md"' in response.text
     chunk = await local.get(first[1].replace("&amp;", "&"))
-    assert chunk.status_code == 200 and "Nightly backups of the Postgres database" in chunk.text
+    assert chunk.status_code == 200 and "Nightly backups of the Postgres database" in re.sub(r"<[^>]+>", "", chunk.text)
+
+    assert "<mark>backups</mark>" in chunk.text.lower()  # the query's words, marked in the whole chunk
 
     filtered = await local.get("/", params={"q": "leave per year", "ext": "md"})
     assert "vacation.txt" not in filtered.text
@@ -228,3 +230,18 @@ async def test_the_oidc_flow_checks_state_and_pkce(tmp_path: Path, embedder: Cou
             assert stolen.status_code == 401
             assert provider.refused == ["wrong PKCE verifier"]
             assert "semantik_session" not in client.cookies
+
+
+async def test_a_chunk_whole_over_the_api(local: httpx.AsyncClient) -> None:
+    chunk = await local.get(
+        "/api/v1/collections/handbook/chunk", params={"path": "keys.md", "index": 0, "q": "rotating keys"}
+    )
+    assert chunk.status_code == 200, chunk.text
+    body = chunk.json()
+    assert body["path"] == "keys.md" and body["text"].startswith("# Operations handbook")
+    marked = {body["text"][start:end].lower() for start, end in body["highlights"]}
+    assert {"rotating", "keys", "key"} <= marked, marked
+    missing = await local.get("/api/v1/collections/handbook/chunk", params={"path": "keys.md", "index": 99})
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "path"
+    elsewhere = await local.get("/api/v1/collections/handbook/chunk", params={"path": "../etc/passwd", "index": 0})
+    assert elsewhere.status_code == 404

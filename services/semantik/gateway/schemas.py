@@ -178,6 +178,7 @@ class ChunkOut(BaseModel):
     heading: str | None
     start: int = Field(description="Where the chunk starts in the file's extracted text (characters).")
     end: int
+    highlights: list[tuple[int, int]] = Field(description="Spans of `text` matching the words of `q`, if given.")
 
 
 class SearchOut(BaseModel):

@@ -43,6 +43,12 @@ def make_snippet(
     return snippet, spans
 
 
+def marked_spans(text: str, terms: Collection[str], analyzer: Analyzer) -> list[tuple[int, int]]:
+    """The spans of the words of `text` (its first SNIPPET_SCAN_CHARS) that carry one of `terms`: a whole
+    chunk's highlights, as `make_snippet` marks its window."""
+    return list(_marked_words(text[:SNIPPET_SCAN_CHARS], frozenset(terms), analyzer))
+
+
 def _marked_words(text: str, wanted: frozenset[str], analyzer: Analyzer) -> Iterator[tuple[int, int]]:
     if not wanted:
         return

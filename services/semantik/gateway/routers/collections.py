@@ -100,8 +100,9 @@ async def read_chunk(
     store: ReadableStore,
     path: Annotated[str, Query(min_length=1, max_length=4096)],
     index: Annotated[int, Query(ge=0, le=10_000_000)],
+    q: Annotated[str, Query(max_length=4000, description="A query whose words `highlights` marks.")] = "",
 ) -> ChunkOut:
-    chunk = await get_chunk(semantik, store, path, index)
+    chunk = await get_chunk(semantik, store, path, index, q)
     return ChunkOut(collection=name, **asdict(chunk))
 
 

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import StrictUndefined
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
@@ -62,6 +63,8 @@ from semantik.gateway.ui.session import (
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# A value a template names but a handler forgot is an error, not an empty string on the page.
+templates.env.undefined = StrictUndefined
 static_files = VersionedStaticFiles(directory=STATIC)
 templates.env.globals["static_url"] = static_url
 RESULTS = 30  # hits fetched per search; at most PER_DOCUMENT of them from one file
@@ -322,11 +325,20 @@ async def chunk_page(
     name: str,
     path: Annotated[str, Query(min_length=1, max_length=4096)],
     index: Annotated[int, Query(ge=0, le=10_000_000)],
+    q: Annotated[str, Query(max_length=4000)] = "",
 ) -> HTMLResponse:
     authorize(principal, name, Role.READ)
-    chunk = await get_chunk(semantik, cluster.store(name) if cluster else name, path, index)
+    chunk = await get_chunk(semantik, cluster.store(name) if cluster else name, path, index, q)
     base_url = views.source_url_for(name, semantik.settings.ui_source_urls)
-    return render(request, "chunk.html", name=name, chunk=chunk, source_link=views.source_link(base_url, chunk.path))
+    return render(
+        request,
+        "chunk.html",
+        name=name,
+        chunk=chunk,
+        q=q,
+        parts=views.segments(chunk.text, chunk.highlights),
+        source_link=views.source_link(base_url, chunk.path),
+    )
 
 
 @router.get("/progress/{operation_id}")
