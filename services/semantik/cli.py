@@ -510,6 +510,7 @@ def serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        root_path=settings.root_path,
         log_config=None,
         ws="websockets-sansio",
         ws_max_size=64 * 1024,

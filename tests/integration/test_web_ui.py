@@ -245,3 +245,19 @@ async def test_a_chunk_whole_over_the_api(local: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "path"
     elsewhere = await local.get("/api/v1/collections/handbook/chunk", params={"path": "../etc/passwd", "index": 0})
     assert elsewhere.status_code == 404
+
+
+async def test_pages_behind_a_path_prefix_link_and_redirect_under_it(
+    tmp_path: Path, folder: Path, embedder: CountingEmbedder
+) -> None:
+    """An Ingress that mounts the gateway at /search (with uvicorn's --root-path): every link, redirect and
+    cookie stays under the prefix."""
+    settings = Settings(data_dir=tmp_path / "data", source_roots=[tmp_path], require_auth=True)
+    app = create_app(settings, embedder=embedder)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, root_path="/search")
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            assert (await client.get("/search/")).headers["location"] == "/search/sign-in"
+            form = await client.get("/search/sign-in")
+            assert 'action="/search/sign-in"' in form.text and 'href="/search/static/ui.css?v=' in form.text
+            assert "Path=/search/sign-in" in form.headers["set-cookie"]

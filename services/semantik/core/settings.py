@@ -221,6 +221,12 @@ class Settings(ExtractionSettings):
     rerank_device: str = Field(default="cpu", description="torch device of the reranker: cpu or cuda.")
     host: str = Field(default="127.0.0.1", description="Address `semantik serve` binds to.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `semantik serve` listens on.")
+    root_path: str = Field(
+        default="",
+        pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+        description="The path prefix a proxy serves the gateway under and strips (e.g. /search); the web "
+        "UI's links, redirects and cookies stay under it.",
+    )
     require_auth: bool | None = Field(
         default=None,
         description="Require bearer API keys; default: required whenever host is not a loopback address.",

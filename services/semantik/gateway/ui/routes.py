@@ -128,8 +128,13 @@ def sign_in_redirect(request: Request, reason: str | None) -> RedirectResponse:
     target = f"{base_of(request)}/sign-in" + (f"?{urlencode({'reason': reason})}" if reason else "")
     response = RedirectResponse(target, status_code=303)
     if reason == "expired":
-        clear_cookie(response, SESSION_COOKIE, secure=_secure(request))
+        clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_root(request))
     return response
+
+
+def _root(request: Request) -> str:
+    """Cookies live under the path the gateway is served at (an Ingress may mount it below /)."""
+    return base_of(request) + "/"
 
 
 def _secure(request: Request) -> bool:
@@ -381,7 +386,9 @@ def _sign_in_form(
         oidc=semantik.settings.oidc_client_id is not None,
         auth_required=semantik.settings.auth_required,
     )
-    set_cookie(response, LOGIN_CSRF_COOKIE, token, secure=_secure(request), max_age=3600, path="/sign-in")
+    set_cookie(
+        response, LOGIN_CSRF_COOKIE, token, secure=_secure(request), max_age=3600, path=f"{base_of(request)}/sign-in"
+    )
     return response
 
 
@@ -407,15 +414,17 @@ def _signed_in(request: Request, credential: str, lifetime: int) -> Response:
     # A page that moves on by itself, not a redirect: after the issuer's cross-site redirect a redirect here
     # would still count as cross-site, and the browser would hold back the new SameSite=Strict cookie.
     response = render(request, "signed_in.html", principal=None, csrf="")
-    set_cookie(response, SESSION_COOKIE, credential, secure=_secure(request), max_age=max(lifetime, 1))
-    clear_cookie(response, LOGIN_CSRF_COOKIE, secure=_secure(request), path="/sign-in")
+    set_cookie(
+        response, SESSION_COOKIE, credential, secure=_secure(request), max_age=max(lifetime, 1), path=_root(request)
+    )
+    clear_cookie(response, LOGIN_CSRF_COOKIE, secure=_secure(request), path=f"{base_of(request)}/sign-in")
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, _: CheckedForm) -> RedirectResponse:
     response = RedirectResponse(f"{base_of(request)}/sign-in?reason=signed-out", status_code=303)
-    clear_cookie(response, SESSION_COOKIE, secure=_secure(request))
+    clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_root(request))
     return response
 
 
@@ -436,7 +445,7 @@ async def oidc_start(request: Request, semantik: SemantikDep) -> RedirectRespons
         oidc_login.FLOW_COOKIE,
         flow.cookie(),
         max_age=oidc_login.FLOW_SECONDS,
-        path="/sign-in/oidc",
+        path=f"{base_of(request)}/sign-in/oidc",
         secure=_secure(request),
         httponly=True,
         samesite="lax",
@@ -463,5 +472,5 @@ async def oidc_callback(
     if len(token) > MAX_COOKIE_VALUE:
         raise UnauthorizedError("the issuer's token is too large to keep in a cookie", field="code")
     response = _signed_in(request, token, min(SESSION_SECONDS, expires - int(time.time())))
-    response.delete_cookie(oidc_login.FLOW_COOKIE, path="/sign-in/oidc")
+    response.delete_cookie(oidc_login.FLOW_COOKIE, path=f"{base_of(request)}/sign-in/oidc")
     return response
