@@ -31,6 +31,7 @@ from semantik.core.embedding import Embedder, Embeddings, TextKind
 from semantik.core.services.keys import create_key
 from semantik.core.settings import OidcGrant, Settings
 from semantik.gateway.app import create_app
+from tests.integration.conftest import CountingEmbedder
 from tests.support.browser import BrowserTools, axe_violations, console_errors, save_screenshot
 from tests.support.corpus import KEYS_MD, ONCALL_HTML, VACATION_TXT
 from tests.support.oidc import AUDIENCE, ISSUER, Issuer, LoginProvider, serve_login
@@ -55,32 +56,21 @@ Tag the release, let the pipeline build the images, then roll out to staging bef
 """
 
 
-class GatedEmbedder:
+class GatedEmbedder(CountingEmbedder):
     """The real embedder, whose document batches wait while the gate is closed: an index operation then
     stays running long enough for the page to connect to its progress stream, whatever the machine's speed."""
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.gate = asyncio.Event()
         self.gate.set()
         self.waiting = asyncio.Event()
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     async def embed(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
         if kind is TextKind.DOCUMENT and not self.gate.is_set():
             self.waiting.set()
             await self.gate.wait()
-        return await self.inner.embed(texts, kind)
-
-    async def aclose(self) -> None:
-        return None
+        return await super().embed(texts, kind)
 
 
 @dataclass

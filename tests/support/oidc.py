@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -62,14 +66,8 @@ def serve_jwks(issuer: Issuer) -> Iterator[str]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serve(Handler) as url:
+        yield f"{url}/jwks"
 
 
 @dataclass
@@ -89,11 +87,6 @@ class LoginProvider:
 
 @contextmanager
 def serve_login(provider: LoginProvider) -> Iterator[LoginProvider]:
-    import base64
-    import hashlib
-    import secrets
-    from urllib.parse import parse_qs, urlencode, urlsplit
-
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -140,12 +133,18 @@ def serve_login(provider: LoginProvider) -> Iterator[LoginProvider]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with _serve(Handler) as provider.url:
+        yield provider
+
+
+@contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` on a free loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield provider
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

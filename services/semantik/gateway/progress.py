@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from sse_starlette import EventSourceResponse
+
+from semantik.core.access import Principal, Role
 from semantik.core.context import Semantik
 from semantik.core.db.models import OperationStatus
 from semantik.core.errors import InvalidInputError
 from semantik.core.services.indexing import OperationView
-from semantik.gateway.deps import read_operation_as_named
+from semantik.gateway.deps import authorized_operation, read_operation_as_named
 from semantik.gateway.schemas import OperationOut
 
 POLL_SECONDS = 0.25
@@ -88,6 +91,22 @@ async def operation_events(
             after_seq = event.id
         view = None
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def event_stream(
+    semantik: Semantik, principal: Principal, operation_id: str, last_event_id: str | None
+) -> EventSourceResponse:
+    """The Server-Sent Events of `/operations/{id}/events` and of the web UI's collection page: authorised
+    (read on the operation's collection) and the resume point checked before the stream opens, so a refusal
+    comes as the caller's usual error, not as a broken stream."""
+    first = await authorized_operation(semantik, principal, operation_id, Role.READ)
+    after = parse_resume_point(last_event_id, "Last-Event-ID")
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for event in operation_events(semantik, operation_id, after, first=first):
+            yield event.sse()
+
+    return EventSourceResponse(events(), ping=15)
 
 
 def _data(view: OperationView) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, WebSocket, status
@@ -20,8 +19,7 @@ from semantik.gateway.deps import (
     authorized_operation,
     read_operation_as_named,
 )
-from semantik.gateway.progress import operation_events as progress_events
-from semantik.gateway.progress import parse_resume_point
+from semantik.gateway.progress import event_stream
 from semantik.gateway.progress_socket import serve_progress
 from semantik.gateway.schemas import IndexIn, OperationAccepted, OperationOut
 
@@ -94,14 +92,7 @@ async def operation_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     # A 404 (or a collection outside the scope) comes as JSON, before the stream opens.
-    first = await authorized_operation(semantik, principal, operation_id, Role.READ)
-    after = parse_resume_point(last_event_id, "Last-Event-ID")
-
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for event in progress_events(semantik, operation_id, after, first=first):
-            yield event.sse()
-
-    return EventSourceResponse(events(), ping=15)
+    return await event_stream(semantik, principal, operation_id, last_event_id)
 
 
 @streams.websocket("/operations/{operation_id}/ws")

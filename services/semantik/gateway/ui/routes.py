@@ -8,7 +8,7 @@ revoked credential sends the browser back to sign-in.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,7 +40,7 @@ from semantik.gateway.deps import (
     authorized_operation,
     get_oidc,
 )
-from semantik.gateway.progress import operation_events, parse_resume_point
+from semantik.gateway.progress import event_stream
 from semantik.gateway.routers.search import run_search
 from semantik.gateway.schemas import MultiSearchIn, SearchFilterIn, SearchOut
 from semantik.gateway.ui import oidc_login, views
@@ -355,14 +355,7 @@ async def progress_events(
 ) -> EventSourceResponse:
     """The API's progress events for the collection page's EventSource, which cannot send a bearer header:
     the same stream, authorised from the session cookie."""
-    first = await authorized_operation(semantik, principal, operation_id, Role.READ)
-    after = parse_resume_point(last_event_id, "Last-Event-ID")
-
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for event in operation_events(semantik, operation_id, after, first=first):
-            yield event.sse()
-
-    return EventSourceResponse(events(), ping=15)
+    return await event_stream(semantik, principal, operation_id, last_event_id)
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
