@@ -131,7 +131,9 @@ async def _index(semantik: Semantik, url: str, key: str, name: str, folder: Path
 
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-        created = await client.post("/api/v1/collections", json={"name": name, "source_path": str(folder)})
+        # Markdown chunking: each chunk carries the trail of headings it lies under.
+        spec = {"name": name, "source_path": str(folder), "chunking": {"strategy": "markdown"}}
+        created = await client.post("/api/v1/collections", json=spec)
         assert created.status_code == 201, created.text
         started = await client.post(f"/api/v1/collections/{name}/index")
         operation = started.json()["operation_id"]
@@ -162,11 +164,19 @@ def result_paths(driver: webdriver.Chrome) -> list[str]:
     return [element.text for element in driver.find_elements(By.CSS_SELECTOR, ".group h3 a.open")]
 
 
+def submitted(driver: webdriver.Chrome, submit: Callable[[], object]) -> None:
+    """Run `submit` (a key or click that submits the search form) and wait for the new results page: the
+    old page must be gone first, or its results would pass for the new ones while the new page loads."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    submit()
+    wait(driver).until(expected_conditions.staleness_of(old))
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "results-heading")))
+
+
 def search(driver: webdriver.Chrome, query: str) -> None:
     box = driver.find_element(By.ID, "q")
     box.clear()
-    box.send_keys(query + Keys.ENTER)
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "results-heading")))
+    submitted(driver, lambda: box.send_keys(query + Keys.ENTER))
 
 
 def no_serious_violations(driver: webdriver.Chrome, tools: BrowserTools, screen: str) -> None:
@@ -204,30 +214,30 @@ def a_writers_session(driver: webdriver.Chrome, tools: BrowserTools, site: Site)
     assert any(mark.startswith("rotat") for mark in marks), marks
     assert any(mark == "keys" or mark == "key" for mark in marks), marks
     assert first.find_element(By.LINK_TEXT, "source file").get_attribute("href") == f"{SOURCE_BASE}/keys.md"
+    assert first.find_element(By.CSS_SELECTOR, ".heading").text == "Operations handbook > Rotating API keys"
+    assert float(first.find_element(By.CSS_SELECTOR, ".score").text) > 0
     save_screenshot(driver, "results")
     no_serious_violations(driver, tools, "results")
 
     # Modes: sparse answers by keywords alone and says so.
     driver.find_element(By.CSS_SELECTOR, "details.options summary").click()
     Select(driver.find_element(By.ID, "mode")).select_by_value("sparse")
-    driver.find_element(By.CSS_SELECTOR, ".query button").click()
-    wait(driver).until(expected_conditions.text_to_be_present_in_element((By.ID, "results-heading"), "sparse"))
+    submitted(driver, driver.find_element(By.CSS_SELECTOR, ".query button").click)
+    assert "handbook: sparse" in driver.find_element(By.ID, "results-heading").text
     assert result_paths(driver)[0] == "keys.md"
     Select(driver.find_element(By.ID, "mode")).select_by_value("hybrid")
     Select(driver.find_element(By.ID, "fusion")).select_by_value("rrf")
-    driver.find_element(By.CSS_SELECTOR, ".query button").click()
-    wait(driver).until(expected_conditions.text_to_be_present_in_element((By.ID, "results-heading"), "hybrid"))
+    submitted(driver, driver.find_element(By.CSS_SELECTOR, ".query button").click)
+    assert "handbook: hybrid" in driver.find_element(By.ID, "results-heading").text
     assert Select(driver.find_element(By.ID, "fusion")).first_selected_option.get_attribute("value") == "rrf"
 
     # Filters: an extension, then a folder.
     search(driver, "release")
     ext = driver.find_element(By.ID, "ext")
-    ext.send_keys("md" + Keys.ENTER)
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "results-heading")))
+    submitted(driver, lambda: ext.send_keys("md" + Keys.ENTER))
     paths = result_paths(driver)
     assert paths and all(path.endswith(".md") for path in paths), paths
-    driver.find_element(By.ID, "path").send_keys("guides/" + Keys.ENTER)
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "results-heading")))
+    submitted(driver, lambda: driver.find_element(By.ID, "path").send_keys("guides/" + Keys.ENTER))
     assert result_paths(driver) == ["guides/deploy.md"]
     driver.find_element(By.ID, "path").clear()
     driver.find_element(By.ID, "ext").clear()
@@ -237,8 +247,13 @@ def a_writers_session(driver: webdriver.Chrome, tools: BrowserTools, site: Site)
     driver.find_element(By.ID, "q").send_keys(Keys.ARROW_DOWN)
     focused = driver.switch_to.active_element
     assert focused.text == "keys.md"
+    links = [link.text for link in driver.find_elements(By.CSS_SELECTOR, ".groups a.open")]
+    assert len(links) > 2  # each file's link, then its further chunks' links
     focused.send_keys(Keys.ARROW_DOWN)
-    assert driver.switch_to.active_element.text == result_paths(driver)[1]
+    assert driver.switch_to.active_element.text == links[1]
+    driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert driver.switch_to.active_element.text == links[2]
+    driver.switch_to.active_element.send_keys(Keys.ARROW_UP)
     driver.switch_to.active_element.send_keys(Keys.ARROW_UP)
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     text = wait(driver).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".chunk-text")))
@@ -353,6 +368,28 @@ async def test_a_principal_never_sees_a_collection_outside_its_scope(site: Site,
         assert not browser.find_elements(By.CSS_SELECTOR, ".group")
 
     await steps(outsider)
+
+
+async def test_several_collections_at_once(site: Site, browser: webdriver.Chrome) -> None:
+    def admin() -> None:
+        sign_in(browser, site.url, site.keys["admin"])
+        boxes = browser.find_elements(By.CSS_SELECTOR, "input[name=c]")
+        assert [box.get_attribute("value") for box in boxes] == ["handbook", "secret-plans"]
+        assert all(box.is_selected() for box in boxes)  # none picked yet: every readable collection
+        search(browser, "key rotation vendor acquisition")
+        found = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".group .collection")}
+        assert found == {"handbook", "secret-plans"}, found
+        # Unticking one searches the other alone.
+        next(
+            box
+            for box in browser.find_elements(By.CSS_SELECTOR, "input[name=c]")
+            if box.get_attribute("value") == "handbook"
+        ).click()
+        submitted(browser, browser.find_element(By.CSS_SELECTOR, ".query button").click)
+        assert {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".group .collection")} == {"secret-plans"}
+        assert result_paths(browser)[0] == "plans.md"
+
+    await steps(admin)
 
 
 async def test_sign_in_through_the_oidc_issuer(site: Site, browser: webdriver.Chrome) -> None:
