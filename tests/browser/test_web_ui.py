@@ -247,6 +247,11 @@ def a_writers_session(driver: webdriver.Chrome, tools: BrowserTools, site: Site)
     driver.find_element(By.ID, "q").send_keys(Keys.ARROW_DOWN)
     focused = driver.switch_to.active_element
     assert focused.text == "keys.md"
+    # Focus is visible: the focused result carries the 3px outline (never removed by the stylesheet).
+    outline = driver.execute_script(
+        "const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]"
+    )
+    assert outline == ["solid", "3px"], outline
     links = [link.text for link in driver.find_elements(By.CSS_SELECTOR, ".groups a.open")]
     assert len(links) > 2  # each file's link, then its further chunks' links
     focused.send_keys(Keys.ARROW_DOWN)
@@ -351,7 +356,9 @@ async def test_an_expired_key_is_sent_back_to_sign_in(site: Site, browser: webdr
     await steps(reload)
 
 
-async def test_a_principal_never_sees_a_collection_outside_its_scope(site: Site, browser: webdriver.Chrome) -> None:
+async def test_a_principal_never_sees_a_collection_outside_its_scope(
+    site: Site, browser: webdriver.Chrome, browser_tools: BrowserTools
+) -> None:
     def outsider() -> None:
         sign_in(browser, site.url, site.keys["outsider"])
         assert not browser.find_elements(By.CSS_SELECTOR, "input[name=c]")
@@ -362,6 +369,7 @@ async def test_a_principal_never_sees_a_collection_outside_its_scope(site: Site,
         ):
             browser.get(site.url + path)
             assert browser.find_element(By.TAG_NAME, "h1").text == "Not found", path
+            no_serious_violations(browser, browser_tools, f"not found: {path}")
             assert "Acquisition" not in browser.page_source
         browser.get(site.url + "/?q=acquisition&c=secret-plans")
         assert "does not exist" in browser.find_element(By.CSS_SELECTOR, ".problem").text
