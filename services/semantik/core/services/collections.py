@@ -298,6 +298,12 @@ async def list_collections(app: Semantik) -> Sequence[CollectionView]:
         ]
 
 
+async def collection_names(app: Semantik) -> list[str]:
+    """The names alone, in one query: what a picker needs, without each collection's counts."""
+    async with app.sessions() as session:
+        return [row.name for row in await metadata.list_collections(session)]
+
+
 async def delete_collection(app: Semantik, name: str) -> None:
     row = await load_collection(app, name)
     async with app.sessions() as session:

@@ -187,7 +187,7 @@ async def visible_collections(
     if cluster is not None:
         names = [resource["metadata"]["name"] for resource in await cluster.list_collections()]
     else:
-        names = [view.name for view in await collections.list_collections(semantik)]
+        names = await collections.collection_names(semantik)
     return sorted(name for name in names if principal.sees(name))
 
 
