@@ -101,7 +101,15 @@ class Resources(Spec):
     limits: dict[str, str | int] = Field(default_factory=dict)
 
 
+class Backend(StrEnum):
+    """What runs the model in the embedder pods (SEMANTIK_EMBEDDER_BACKEND)."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+
+
 class EmbedderPlacement(Spec):
+    backend: Backend = Backend.TORCH
     replicas: int = 1
     gpu: Gpu = Field(default_factory=Gpu)
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")

@@ -95,6 +95,17 @@ BAD_COLLECTIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         with_spec(embedding={"quantization": "int8"}, embedder={"gpu": {"count": 1}}),
         "int8 runs on CPU only",
     ),
+    ("unknown embedder backend", with_spec(embedder={"backend": "tensorrt"}), "spec.embedder.backend"),
+    (
+        "onnx on a GPU",
+        with_spec(embedder={"backend": "onnx", "gpu": {"count": 1}}),
+        "spec.embedder.backend: onnx runs on CPU only",
+    ),
+    (
+        "onnx in bfloat16",
+        with_spec(embedding={"quantization": "bfloat16"}, embedder={"backend": "onnx"}),
+        "spec.embedder.backend: onnx runs float32 or int8",
+    ),
     ("negative GPU count", with_spec(embedder={"gpu": {"count": -1}}), "spec.embedder.gpu.count"),
     ("GPU count as text", with_spec(embedder={"gpu": {"count": "one"}}), "spec.embedder.gpu.count"),
     ("too many replicas", with_spec(embedder={"replicas": 100}), "spec.embedder.replicas"),
@@ -147,6 +158,19 @@ def apply(cluster: Cluster, body: dict[str, Any], *, dry_run: bool = True) -> su
 def test_the_valid_collection_is_accepted(cluster: Cluster) -> None:
     result = apply(cluster, VALID)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_onnx_embedder_in_int8_on_cpu_is_accepted_and_torch_is_the_default(cluster: Cluster) -> None:
+    body = copy.deepcopy(VALID)
+    body["spec"]["embedding"] = {"quantization": "int8"}
+    body["spec"]["embedder"] = {"backend": "onnx"}
+    result = apply(cluster, body)
+    assert result.returncode == 0, result.stderr
+    defaulted = cluster.kubectl(
+        "apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(VALID), check=False
+    )
+    assert defaulted.returncode == 0, defaulted.stderr
+    assert json.loads(defaulted.stdout)["spec"]["embedder"]["backend"] == "torch"
 
 
 def test_paths_that_only_look_like_dot_dot_and_deadlines_are_accepted(cluster: Cluster) -> None:

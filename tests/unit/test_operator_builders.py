@@ -67,6 +67,27 @@ def test_cpu_embedder_has_no_gpu_and_no_gpu_placement() -> None:
     assert {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cpu"} in pod["containers"][0]["env"]
 
 
+def test_the_embedder_runs_the_backend_the_collection_asks_for_torch_by_default() -> None:
+    def backend_of(body: dict[str, Any]) -> str:
+        spec = CollectionSpec.model_validate(body["spec"])
+        env = build_embedder_deployment(spec, "docs", [body], SETTINGS)["spec"]["template"]["spec"]["containers"][0]
+        return next(e["value"] for e in env["env"] if e["name"] == "SEMANTIK_EMBEDDER_BACKEND")
+
+    assert backend_of(collection()) == "torch"
+    onnx = collection(embedder={"backend": "onnx"}, embedding={"quantization": "int8"})
+    assert backend_of(onnx) == "onnx"
+    # The backend is where the model runs, not what the index is: a change rolls the pods and reindexes nothing.
+    torch_int8 = collection(embedding={"quantization": "int8"})
+    assert index_spec_hash(CollectionSpec.model_validate(onnx["spec"])) == index_spec_hash(
+        CollectionSpec.model_validate(torch_int8["spec"])
+    )
+    assert build_store_request(
+        CollectionSpec.model_validate(onnx["spec"]), source_path="/sources", embedder_url="http://e"
+    ) == build_store_request(
+        CollectionSpec.model_validate(torch_int8["spec"]), source_path="/sources", embedder_url="http://e"
+    )
+
+
 def test_collections_with_the_same_model_share_one_embedder() -> None:
     first, second = collection("a"), collection("b")
     spec = CollectionSpec.model_validate(first["spec"])

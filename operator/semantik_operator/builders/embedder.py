@@ -93,6 +93,8 @@ def build_embedder_deployment(
         {"name": "SEMANTIK_EMBEDDER_MODEL_PATH", "value": model_directory(embedding.model)},
         {"name": "SEMANTIK_EMBEDDER_DTYPE", "value": embedding.quantization.value},
         {"name": "SEMANTIK_EMBEDDER_DEVICE", "value": "cuda" if gpus else "cpu"},
+        # ONNX exports its graph into the pod's /tmp at start (HOME): the model cache volume is read-only.
+        {"name": "SEMANTIK_EMBEDDER_BACKEND", "value": placement.backend.value},
         {"name": "SEMANTIK_EMBEDDER_HOST", "value": "0.0.0.0"},
         # Listening beyond its pod, the embedder requires the token (health and metrics stay open).
         {
