@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from tests.support.servers import fresh_postgres_database, hack, private_server_directory
 from tests.support.stack import Stack, free_port, operation, wait_for_operation
 
@@ -28,6 +30,39 @@ def stage_line(label: str, seconds: float, chunks: int, extract: float, embed: f
         f"{label:<28} {seconds:7.1f} s {chunks / seconds:8.1f} chunks/s   "
         f"extract {extract:6.1f} s ({extract / busy:4.0%})  embed {embed:6.1f} s ({embed / busy:4.0%})  "
         f"store {store:6.1f} s ({store / busy:4.0%})"
+    )
+
+
+EMBEDDER_SERIES = (
+    "semantik_embedder_forward_seconds_sum",
+    "semantik_embedder_forward_seconds_count",
+    "semantik_embedder_batch_size_sum",
+    "semantik_embedder_batch_tokens_sum",
+    "semantik_embedder_tokens_total",
+)
+
+
+def embedder_counters(url: str) -> dict[str, float]:
+    """The embedder's forward-pass counters, to tell a busy model from one waiting for work."""
+    exposition = httpx.get(f"{url}/metrics", timeout=10).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name in EMBEDDER_SERIES
+    }
+
+
+def embedder_line(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    delta = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in EMBEDDER_SERIES}
+    forward = delta["semantik_embedder_forward_seconds_sum"]
+    passes = delta["semantik_embedder_forward_seconds_count"] or 1.0
+    padded = delta["semantik_embedder_batch_tokens_sum"]
+    real = delta["semantik_embedder_tokens_total"] or 1.0
+    return (
+        f"{'':<28} embedder: forward passes {forward:6.1f} s ({forward / seconds:4.0%} of the wall), "
+        f"{passes:.0f} passes of {delta['semantik_embedder_batch_size_sum'] / passes:5.1f} texts, "
+        f"padding {padded / real - 1:4.0%}"
     )
 
 
@@ -55,6 +90,8 @@ async def main() -> None:
                 p.embed_seconds,
                 p.store_seconds,
             )
+            + f"\n{'':<28} engine: forward passes and tokenizing {p.embed_seconds:6.1f} s "
+            f"({p.embed_seconds / embedded_seconds:4.0%} of the wall)"
         )
 
         with private_server_directory("postgres.sh") as pg_dir, private_server_directory("redis.sh") as redis_dir:
@@ -74,6 +111,7 @@ async def main() -> None:
                     workers = [stack.start_worker() for _ in range(count)]
                     await asyncio.sleep(3)  # the workers' imports and tokenizer, not indexing, so not timed
                     name = f"bench-{count}"
+                    before = embedder_counters(stack.embedder_url)
                     with stack.api() as client:
                         client.post("/api/v1/collections", json={"name": name, "source_path": str(corpus)})
                         started = time.perf_counter()
@@ -93,6 +131,7 @@ async def main() -> None:
                         )
                         + f"   ratio to embedded {embedded_seconds / seconds:.2f}"
                     )
+                    print(embedder_line(before, embedder_counters(stack.embedder_url), seconds))
                     if count == 1:
                         ratio = embedded_seconds / seconds
                         verdict = "met" if ratio >= ONE_WORKER_GOAL else "NOT met"
