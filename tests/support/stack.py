@@ -201,7 +201,9 @@ def operation(client: httpx.Client, operation_id: str) -> dict[str, Any]:
     return body
 
 
-def wait_for_operation(client: httpx.Client, operation_id: str, timeout: float = 300.0) -> dict[str, Any]:
+def wait_for_operation(
+    client: httpx.Client, operation_id: str, timeout: float = 300.0, every: float = 0.25
+) -> dict[str, Any]:
     """Poll until the operation ends, riding out a gateway that is briefly down."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -212,7 +214,7 @@ def wait_for_operation(client: httpx.Client, operation_id: str, timeout: float =
             continue
         if body["status"] in ("succeeded", "failed", "cancelled"):
             return body
-        time.sleep(0.25)
+        time.sleep(every)
     raise TimeoutError(f"operation {operation_id} did not end in {timeout:.0f}s")
 
 
