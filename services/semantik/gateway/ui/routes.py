@@ -128,13 +128,17 @@ def sign_in_redirect(request: Request, reason: str | None) -> RedirectResponse:
     target = f"{base_of(request)}/sign-in" + (f"?{urlencode({'reason': reason})}" if reason else "")
     response = RedirectResponse(target, status_code=303)
     if reason == "expired":
-        clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_root(request))
+        clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_cookie_path(request, SESSION_COOKIE))
     return response
 
 
-def _root(request: Request) -> str:
+COOKIE_PATHS = {SESSION_COOKIE: "/", LOGIN_CSRF_COOKIE: "/sign-in", oidc_login.FLOW_COOKIE: "/sign-in/oidc"}
+"""Where each cookie is sent, below the gateway's base: one place, so setting and clearing agree."""
+
+
+def _cookie_path(request: Request, cookie: str) -> str:
     """Cookies live under the path the gateway is served at (an Ingress may mount it below /)."""
-    return base_of(request) + "/"
+    return base_of(request) + COOKIE_PATHS[cookie]
 
 
 def _secure(request: Request) -> bool:
@@ -380,7 +384,12 @@ def _sign_in_form(
         auth_required=semantik.settings.auth_required,
     )
     set_cookie(
-        response, LOGIN_CSRF_COOKIE, token, secure=_secure(request), max_age=3600, path=f"{base_of(request)}/sign-in"
+        response,
+        LOGIN_CSRF_COOKIE,
+        token,
+        secure=_secure(request),
+        max_age=3600,
+        path=_cookie_path(request, LOGIN_CSRF_COOKIE),
     )
     return response
 
@@ -408,16 +417,21 @@ def _signed_in(request: Request, credential: str, lifetime: int) -> Response:
     # would still count as cross-site, and the browser would hold back the new SameSite=Strict cookie.
     response = render(request, "signed_in.html", principal=None, csrf="")
     set_cookie(
-        response, SESSION_COOKIE, credential, secure=_secure(request), max_age=max(lifetime, 1), path=_root(request)
+        response,
+        SESSION_COOKIE,
+        credential,
+        secure=_secure(request),
+        max_age=max(lifetime, 1),
+        path=_cookie_path(request, SESSION_COOKIE),
     )
-    clear_cookie(response, LOGIN_CSRF_COOKIE, secure=_secure(request), path=f"{base_of(request)}/sign-in")
+    clear_cookie(response, LOGIN_CSRF_COOKIE, secure=_secure(request), path=_cookie_path(request, LOGIN_CSRF_COOKIE))
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, _: CheckedForm) -> RedirectResponse:
     response = RedirectResponse(f"{base_of(request)}/sign-in?reason=signed-out", status_code=303)
-    clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_root(request))
+    clear_cookie(response, SESSION_COOKIE, secure=_secure(request), path=_cookie_path(request, SESSION_COOKIE))
     return response
 
 
@@ -438,7 +452,7 @@ async def oidc_start(request: Request, semantik: SemantikDep) -> RedirectRespons
         oidc_login.FLOW_COOKIE,
         flow.cookie(),
         max_age=oidc_login.FLOW_SECONDS,
-        path=f"{base_of(request)}/sign-in/oidc",
+        path=_cookie_path(request, oidc_login.FLOW_COOKIE),
         secure=_secure(request),
         httponly=True,
         samesite="lax",
@@ -465,5 +479,5 @@ async def oidc_callback(
     if len(token) > MAX_COOKIE_VALUE:
         raise UnauthorizedError("the issuer's token is too large to keep in a cookie", field="code")
     response = _signed_in(request, token, min(SESSION_SECONDS, expires - int(time.time())))
-    response.delete_cookie(oidc_login.FLOW_COOKIE, path=f"{base_of(request)}/sign-in/oidc")
+    response.delete_cookie(oidc_login.FLOW_COOKIE, path=_cookie_path(request, oidc_login.FLOW_COOKIE))
     return response
