@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -169,8 +170,22 @@ def submitted(driver: webdriver.Chrome, submit: Callable[[], object]) -> None:
     old page must be gone first, or its results would pass for the new ones while the new page loads."""
     old = driver.find_element(By.TAG_NAME, "html")
     submit()
-    wait(driver).until(expected_conditions.staleness_of(old))
+    wait(driver).until(lambda _: gone(old))
     wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "results-heading")))
+
+
+def gone(element: WebElement) -> bool:
+    """Whether `element`'s page has been replaced: selenium's `staleness_of`, plus the error chromedriver
+    gives instead of a stale reference when it is asked in the middle of the navigation."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
 
 
 def search(driver: webdriver.Chrome, query: str) -> None:
