@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -142,4 +143,52 @@ def test_fault_injection_a_text_too_large_alone_fails_only_itself(
     assert np.allclose(np.linalg.norm(result.vectors[[0, 1, 3]], axis=1), 1.0, atol=1e-5)
     with pytest.raises(TextTooLargeError):
         engine.embed_sync(texts)
+    assert engine.embed_sync(["still serving"]).vectors.shape == (1, 384)
+
+
+def test_on_the_cpu_a_request_of_several_batches_runs_one_pass_per_core_with_the_same_vectors(
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase, reference: np.ndarray
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def note_thread(texts: int, padded_tokens: int) -> None:
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+
+    one_core = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer, cpu_threads=1)
+    two_cores = EmbeddingEngine(SPEC, minilm_model, minilm_tokenizer, cpu_threads=2, forward_hook=note_thread)
+
+    sequential = one_core.embed_sync(mixed_texts(120)).vectors
+    concurrent = two_cores.embed_sync(mixed_texts(120)).vectors
+
+    assert len({name for name, _ in seen}) == 2, "the passes did not share the two cores"
+    assert {threads for _, threads in seen} == {1}
+    assert (concurrent * sequential).sum(axis=1).min() >= 0.99999
+    assert (concurrent * reference).sum(axis=1).min() >= 0.99999
+    assert torch.get_num_threads() == 2, "torch's default was left at one thread"
+
+    seen.clear()
+    two_cores.embed_sync(["a query is one batch"])
+    assert seen == [(threading.current_thread().name, 2)], "one batch should have both cores"
+
+
+def test_fault_injection_a_failing_pass_fails_the_request_after_every_pass_has_ended(
+    minilm_model: PreTrainedModel, minilm_tokenizer: PreTrainedTokenizerBase
+) -> None:
+    ended: list[int] = []
+
+    def fail_the_first(texts: int, padded_tokens: int) -> None:
+        if not ended:
+            ended.append(padded_tokens)
+            raise RuntimeError("injected: a pass failed")
+        ended.append(padded_tokens)
+
+    engine = EmbeddingEngine(
+        SPEC, minilm_model, minilm_tokenizer, cpu_threads=2, max_batch_tokens=600, forward_hook=fail_the_first
+    )
+    ids = engine.tokenize(mixed_texts(60), TextKind.DOCUMENT)
+    batches = len(engine.plan_batches([len(row) for row in ids]))
+
+    with pytest.raises(RuntimeError, match="injected"):
+        engine.embed_ids(ids)
+    assert len(ended) == batches, "a pass was still running when the request failed"
     assert engine.embed_sync(["still serving"]).vectors.shape == (1, 384)
