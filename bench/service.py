@@ -1,13 +1,16 @@
 """Service mode: index throughput with 1, 2 and 4 workers against the HTTP embedder, beside the
-embedded mode on the same corpus, and where the time goes per stage (extract, embed, store)."""
+embedded mode on the same corpus (rounds of the two alternating, one worker against embedded), and
+where the time goes per stage (extract, embed, store)."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,12 +19,21 @@ from tests.support.stack import Stack, free_port, operation, wait_for_operation
 
 from bench.indexing import generate_corpus
 from semantik.core.context import open_semantik
+from semantik.core.pipeline.runner import Progress
 from semantik.core.services import collections, indexing
 from semantik.core.settings import Settings
 
 FILES = int(os.environ.get("BENCH_SERVICE_FILES", "160"))
-WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_SERVICE_WORKERS", "1,2,4").split(","))
+WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_SERVICE_WORKERS", "2,4").split(",") if n)
+ROUNDS = int(os.environ.get("BENCH_SERVICE_ROUNDS", "3"))
 ONE_WORKER_GOAL = 0.90
+
+
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, summed over this machine's CPUs: on a shared host it
+    slows one run and not the next, so each run prints it beside its time."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def stage_line(label: str, seconds: float, chunks: int, extract: float, embed: float, store: float) -> str:
@@ -60,7 +72,8 @@ def embedder_line(before: dict[str, float], after: dict[str, float], seconds: fl
     padded = delta["semantik_embedder_batch_tokens_sum"]
     real = delta["semantik_embedder_tokens_total"] or 1.0
     return (
-        f"{'':<28} embedder: forward passes {forward:6.1f} s ({forward / seconds:4.0%} of the wall), "
+        f"{'':<28} embedder: forward passes {forward:6.1f} s, summed over concurrent passes "
+        f"({forward / seconds:4.0%} of the wall), "
         f"{passes:.0f} passes of {delta['semantik_embedder_batch_size_sum'] / passes:5.1f} texts, "
         f"padding {padded / real - 1:4.0%}"
     )
@@ -74,33 +87,51 @@ def wait_until_logged(log_path: Path, words: str, timeout: float = 120.0) -> Non
         time.sleep(0.1)
 
 
+async def embedded_run(corpus: Path, data_dir: Path) -> tuple[float, Progress]:
+    async with open_semantik(Settings(data_dir=data_dir)) as app:
+        await (await app.embedder()).embed(["warm-up"] * 8)
+        await collections.create_collection(app, collections.CollectionSpec(name="bench"))
+        opened = await indexing.open_index_operation(app, "bench", str(corpus), full=False)
+        started = time.perf_counter()
+        report = await indexing.run_index_operation(app, opened.id)
+        return time.perf_counter() - started, report.progress
+
+
+def service_run(stack: Stack, corpus: Path, workers: int, name: str) -> tuple[float, dict[str, Any], str]:
+    started = [stack.start_worker() for _ in range(workers)]
+    try:
+        # Their start (imports, tokenizer, connections) is not indexing, as the embedded run's model load
+        # is not: the clock starts once every worker says it is ready.
+        for worker in started:
+            wait_until_logged(worker.log_path, "worker ready")
+        before = embedder_counters(stack.embedder_url)
+        with stack.api() as client:
+            client.post("/api/v1/collections", json={"name": name, "source_path": str(corpus)})
+            accepted = client.post(f"/api/v1/collections/{name}/index", json={}).json()
+            final = wait_for_operation(client, accepted["operation_id"], timeout=1800, every=2.0)
+            body = operation(client, accepted["operation_id"])
+        assert final["status"] == "succeeded", final
+        # The gateway's own clock, from queued to finished: polling finely enough to time the end here
+        # would take CPU from the model being measured.
+        seconds = (
+            datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(body["created_at"])
+        ).total_seconds()
+        return seconds, body, embedder_line(before, embedder_counters(stack.embedder_url), seconds)
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def service_stage_line(label: str, seconds: float, body: dict[str, Any]) -> str:
+    return stage_line(
+        label, seconds, body["chunks"], body["extract_seconds"], body["embed_seconds"], body["store_seconds"]
+    )
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="semantik-bench-service-") as tmp:
         corpus = Path(tmp) / "corpus"
         generate_corpus(corpus, files=FILES)
-
-        async with open_semantik(Settings(data_dir=Path(tmp) / "embedded")) as app:
-            await (await app.embedder()).embed(["warm-up"] * 8)
-            await collections.create_collection(app, collections.CollectionSpec(name="bench"))
-            opened = await indexing.open_index_operation(app, "bench", str(corpus), full=False)
-            started = time.perf_counter()
-            report = await indexing.run_index_operation(app, opened.id)
-            embedded_seconds = time.perf_counter() - started
-        p = report.progress
-        print(f"corpus: {p.files_total} files, {p.chunks} chunks, {p.tokens} tokens")
-        print("stage seconds are summed over concurrent workers, so they can exceed the wall time")
-        print(
-            stage_line(
-                "embedded (in-process model)",
-                embedded_seconds,
-                p.chunks,
-                p.extract_seconds,
-                p.embed_seconds,
-                p.store_seconds,
-            )
-            + f"\n{'':<28} engine: forward passes and tokenizing {p.embed_seconds:6.1f} s "
-            f"({p.embed_seconds / embedded_seconds:4.0%} of the wall)"
-        )
 
         with private_server_directory("postgres.sh") as pg_dir, private_server_directory("redis.sh") as redis_dir:
             server = hack("postgres.sh", "start", pg_dir)
@@ -115,42 +146,53 @@ async def main() -> None:
             try:
                 stack.start_embedder()
                 stack.start_gateway()
-                for count in WORKER_COUNTS:
-                    workers = [stack.start_worker() for _ in range(count)]
-                    # Their start (imports, tokenizer, connections) is not indexing, as the embedded run's
-                    # model load is not: the clock starts once every worker says it is ready.
-                    for worker in workers:
-                        wait_until_logged(worker.log_path, "worker ready")
-                    name = f"bench-{count}"
-                    before = embedder_counters(stack.embedder_url)
-                    with stack.api() as client:
-                        client.post("/api/v1/collections", json={"name": name, "source_path": str(corpus)})
-                        accepted = client.post(f"/api/v1/collections/{name}/index", json={}).json()
-                        final = wait_for_operation(client, accepted["operation_id"], timeout=1800, every=2.0)
-                        body = operation(client, accepted["operation_id"])
-                    # The gateway's own clock, from queued to finished: polling finely enough to time the end
-                    # here would take CPU from the model being measured.
-                    seconds = (
-                        datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(body["created_at"])
-                    ).total_seconds()
-                    assert final["status"] == "succeeded", final
+                # This machine's speed drifts from minute to minute (a shared host), so embedded and
+                # service runs alternate and the goal is judged on the median of the rounds' ratios.
+                embedded_times: list[float] = []
+                ratios: list[float] = []
+                for round_ in range(1, ROUNDS + 1):
+                    stolen = stolen_seconds()
+                    embedded_seconds, progress = await embedded_run(corpus, Path(tmp) / f"embedded-{round_}")
+                    embedded_stolen = stolen_seconds() - stolen
+                    if round_ == 1:
+                        print(
+                            f"corpus: {progress.files_total} files, {progress.chunks} chunks, {progress.tokens} tokens"
+                        )
+                        print("stage seconds are summed over concurrent workers, so they can exceed the wall time")
                     print(
                         stage_line(
-                            f"service, {count} worker{'s' if count > 1 else ''}",
-                            seconds,
-                            body["chunks"],
-                            body["extract_seconds"],
-                            body["embed_seconds"],
-                            body["store_seconds"],
+                            f"round {round_}: embedded",
+                            embedded_seconds,
+                            progress.chunks,
+                            progress.extract_seconds,
+                            progress.embed_seconds,
+                            progress.store_seconds,
                         )
-                        + f"   ratio to embedded {embedded_seconds / seconds:.2f}"
+                        + f"   stolen {embedded_stolen:4.1f} s"
                     )
-                    print(embedder_line(before, embedder_counters(stack.embedder_url), seconds))
-                    if count == 1:
-                        ratio = embedded_seconds / seconds
-                        verdict = "met" if ratio >= ONE_WORKER_GOAL else "NOT met"
-                        print(f"goal: one worker >= {ONE_WORKER_GOAL:.2f} of embedded: {ratio:.2f} ({verdict})")
-                    for worker in workers:
-                        worker.stop()
+                    stolen = stolen_seconds()
+                    seconds, body, embedder = service_run(stack, corpus, 1, f"bench-1-{round_}")
+                    ratio = embedded_seconds / seconds
+                    print(
+                        service_stage_line(f"round {round_}: service, 1 worker", seconds, body)
+                        + f"   stolen {stolen_seconds() - stolen:4.1f} s   ratio to embedded {ratio:.2f}"
+                    )
+                    print(embedder)
+                    embedded_times.append(embedded_seconds)
+                    ratios.append(ratio)
+                ratio = statistics.median(ratios)
+                verdict = "met" if ratio >= ONE_WORKER_GOAL else "NOT met"
+                print(
+                    f"goal: one worker >= {ONE_WORKER_GOAL:.2f} of embedded: median {ratio:.2f} "
+                    f"of {', '.join(f'{r:.2f}' for r in ratios)} ({verdict})"
+                )
+                embedded_median = statistics.median(embedded_times)
+                for count in (n for n in WORKER_COUNTS if n > 1):
+                    seconds, body, embedder = service_run(stack, corpus, count, f"bench-{count}")
+                    print(
+                        service_stage_line(f"service, {count} workers", seconds, body)
+                        + f"   ratio to median embedded {embedded_median / seconds:.2f}"
+                    )
+                    print(embedder)
             finally:
                 stack.stop_all()
