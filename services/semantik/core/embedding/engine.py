@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +120,9 @@ class EmbeddingEngine:
         self.forward_hook = forward_hook
         self._lock = threading.Lock()
         self.cpu_threads = cpu_threads or min(TORCH_DEFAULT_THREADS, usable_cpus())
+        self._torch_on_cpu = self.backend is EmbedBackend.TORCH and self.device.type == "cpu"
         self._passes: ThreadPoolExecutor | None = None
-        if self.backend is EmbedBackend.TORCH and self.device.type == "cpu" and self.cpu_threads > 1:
+        if self._torch_on_cpu and self.cpu_threads > 1:
             self._passes = ThreadPoolExecutor(self.cpu_threads, thread_name_prefix="semantik-forward")
 
     @classmethod
@@ -205,7 +207,7 @@ class EmbeddingEngine:
                 # whichever thread finishes first, so no core idles while batches remain.
                 per_pass = [BatchStats() for _ in batches]
                 passes = [
-                    self._passes.submit(self._run_single_threaded, batch, ids, out, failed, part)
+                    self._passes.submit(self._single_threaded, partial(self._run, batch, ids, out, failed, part))
                     for batch, part in zip(batches, per_pass, strict=True)
                 ]
                 # Every pass ends before the lock is let go, even when one raised: none may still be
@@ -224,21 +226,14 @@ class EmbeddingEngine:
     @contextlib.contextmanager
     def _forward_context(self, threads: int) -> Iterator[None]:
         # torch's thread count is per calling thread for OpenMP and MKL, so each pass sets its own.
-        if self.device.type == "cpu" and self.backend is EmbedBackend.TORCH:
+        if self._torch_on_cpu:
             torch.set_num_threads(threads)
         with torch.inference_mode(), self._encoder.inference_context():
             yield
 
-    def _run_single_threaded(
-        self,
-        batch: list[int],
-        ids: Sequence[Sequence[int]],
-        out: npt.NDArray[np.float32],
-        failed: set[int],
-        stats: BatchStats,
-    ) -> None:
+    def _single_threaded(self, run_pass: Callable[[], None]) -> None:
         with self._forward_context(1):
-            self._run(batch, ids, out, failed, stats)
+            run_pass()
 
     def embed_sync(self, texts: Sequence[str], kind: TextKind = TextKind.DOCUMENT) -> Embeddings:
         if not texts:
