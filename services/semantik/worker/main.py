@@ -65,6 +65,7 @@ async def open_context(config: WorkerConfig) -> dict[str, Any]:
         raise StartupError(f"cannot reach the embedder at {config.embedder_url}: {exc}") from exc
     tokenizer = await asyncio.to_thread(load_tokenizer, config.resolved_model_path)
     extraction = ExtractionPool(tokenizer, config.extraction_limits)
+    await asyncio.to_thread(extraction.start_children)
     return {"config": config, "gateway": gateway, "embedder": embedder, "extraction": extraction}
 
 

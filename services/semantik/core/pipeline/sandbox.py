@@ -39,6 +39,8 @@ from semantik.core.pipeline.tokens import TextTokenizer
 
 log = logging.getLogger(__name__)
 
+LEAN_CHILDREN = "semantik.core.pipeline.lean_children"
+
 # Room in an answer for the chunks' JSON around their text (offsets, headings, escapes) and for
 # overlapping chunks repeating text; the cap only stops a child that sends far more than it may.
 _ANSWER_BYTES_PER_CHAR = 8
@@ -205,8 +207,9 @@ class ExtractionPool:
         self._limits = limits
         self._work = work
         self._context = multiprocessing.get_context("forkserver")
-        # The forkserver imports the parsers once; each child then starts by a fork of it, in milliseconds.
-        self._context.set_forkserver_preload([__name__])
+        # The forkserver imports the parsers once; each child then starts by a fork of it, in milliseconds,
+        # without running the parent's main module again (lean_children).
+        self._context.set_forkserver_preload([LEAN_CHILDREN, __name__])
         # Children start on first use, so a process that never indexes never starts one.
         self._idle: queue.SimpleQueue[_Child | None] = queue.SimpleQueue()
         for _ in range(limits.processes):
@@ -217,6 +220,19 @@ class ExtractionPool:
     @property
     def limits(self) -> SandboxLimits:
         return self._limits
+
+    def start_children(self) -> None:
+        """Start every child now rather than on first use: a worker, there only to index, does this before
+        it takes jobs, so its first batch does not wait for the forkserver's imports."""
+        started: list[_Child] = []
+        while True:
+            try:
+                slot = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            started.append(slot or self._start())
+        for child in started:
+            self._idle.put(child)
 
     def prepare(self, requests: Sequence[FileRequest]) -> list[Outcome]:
         """Each file's chunks or failure reason, in the order given (blocking; up to `processes` at once)."""
