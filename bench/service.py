@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support.servers import fresh_postgres_database, hack, private_server_directory
-from tests.support.stack import Stack, free_port, operation, wait_for_operation
+from tests.support.stack import Process, Stack, free_port, operation, wait_for_operation
 
 from bench.indexing import generate_corpus
 from semantik.core.context import open_semantik
+from semantik.core.cpus import usable_cpus
 from semantik.core.pipeline.runner import Progress
 from semantik.core.services import collections, indexing
 from semantik.core.settings import Settings
@@ -27,6 +28,7 @@ FILES = int(os.environ.get("BENCH_SERVICE_FILES", "160"))
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_SERVICE_WORKERS", "2,4").split(",") if n)
 ROUNDS = int(os.environ.get("BENCH_SERVICE_ROUNDS", "3"))
 ONE_WORKER_GOAL = 0.90
+SERVERS = ("postgres", "redis-server")
 
 
 def stolen_seconds() -> float:
@@ -34,6 +36,52 @@ def stolen_seconds() -> float:
     slows one run and not the next, so each run prints it beside its time."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time this machine spent on anything but idling, waiting for disk or other guests."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[str, int, float]]:
+    """Every live process: pid -> (command, parent, CPU seconds of it and of its children it has reaped)."""
+    table: dict[int, tuple[str, int, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended while we looked
+            continue
+        command = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        cpu = sum(int(n) for n in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        table[int(stat.parent.name)] = (command, int(fields[1]), cpu)
+    return table
+
+
+def cpu_seconds(roots: dict[str, Process], commands: tuple[str, ...]) -> dict[str, float]:
+    """CPU time of each root process with its descendants (a worker's extraction children, say), then of
+    every process running each of `commands`."""
+    table = _processes()
+    spent: dict[str, float] = {}
+    for name, process in roots.items():
+        assert process.popen is not None
+        tree, grew = {process.popen.pid}, True
+        while grew:
+            below = {pid for pid, (_, parent, _) in table.items() if parent in tree} - tree
+            tree |= below
+            grew = bool(below)
+        spent[name] = sum(table[pid][2] for pid in tree if pid in table)
+    for command in commands:
+        spent[command] = sum(cpu for name, _, cpu in table.values() if name == command)
+    return spent
+
+
+def cpu_line(spent: dict[str, float], seconds: float) -> str:
+    """Where the machine's CPU went during a run: on two cores, whatever is not the model's is taken from it."""
+    shares = "  ".join(f"{name} {cpu:5.1f} s" for name, cpu in spent.items())
+    return f"{'':<28} cpu: {shares}   (of {seconds * usable_cpus():.0f} core-seconds in the wall)"
 
 
 def stage_line(label: str, seconds: float, chunks: int, extract: float, embed: float, store: float) -> str:
@@ -104,19 +152,28 @@ def service_run(stack: Stack, corpus: Path, workers: int, name: str) -> tuple[fl
         # is not: the clock starts once every worker says it is ready.
         for worker in started:
             wait_until_logged(worker.log_path, "worker ready")
+        assert stack.embedder is not None and stack.gateway is not None
+        processes = {"embedder": stack.embedder, "gateway": stack.gateway} | {
+            f"worker {n}": worker for n, worker in enumerate(started, 1)
+        }
+        cpu_before = cpu_seconds(processes, SERVERS)
+        busy_before = busy_cpu_seconds()
         before = embedder_counters(stack.embedder_url)
         with stack.api() as client:
             client.post("/api/v1/collections", json={"name": name, "source_path": str(corpus)})
             accepted = client.post(f"/api/v1/collections/{name}/index", json={}).json()
             final = wait_for_operation(client, accepted["operation_id"], timeout=1800, every=2.0)
             body = operation(client, accepted["operation_id"])
+        spent = {name: cpu - cpu_before[name] for name, cpu in cpu_seconds(processes, SERVERS).items()}
+        spent["the rest"] = busy_cpu_seconds() - busy_before - sum(spent.values())
         assert final["status"] == "succeeded", final
         # The gateway's own clock, from queued to finished: polling finely enough to time the end here
         # would take CPU from the model being measured.
         seconds = (
             datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(body["created_at"])
         ).total_seconds()
-        return seconds, body, embedder_line(before, embedder_counters(stack.embedder_url), seconds)
+        embedder = embedder_line(before, embedder_counters(stack.embedder_url), seconds)
+        return seconds, body, f"{embedder}\n{cpu_line(spent, seconds)}"
     finally:
         for worker in started:
             worker.stop()
@@ -151,9 +208,9 @@ async def main() -> None:
                 embedded_times: list[float] = []
                 ratios: list[float] = []
                 for round_ in range(1, ROUNDS + 1):
-                    stolen = stolen_seconds()
+                    stolen, busy = stolen_seconds(), busy_cpu_seconds()
                     embedded_seconds, progress = await embedded_run(corpus, Path(tmp) / f"embedded-{round_}")
-                    embedded_stolen = stolen_seconds() - stolen
+                    embedded_stolen, embedded_busy = stolen_seconds() - stolen, busy_cpu_seconds() - busy
                     if round_ == 1:
                         print(
                             f"corpus: {progress.files_total} files, {progress.chunks} chunks, {progress.tokens} tokens"
@@ -170,6 +227,7 @@ async def main() -> None:
                         )
                         + f"   stolen {embedded_stolen:4.1f} s"
                     )
+                    print(cpu_line({"everything": embedded_busy}, embedded_seconds))
                     stolen = stolen_seconds()
                     seconds, body, embedder = service_run(stack, corpus, 1, f"bench-1-{round_}")
                     ratio = embedded_seconds / seconds
