@@ -1,7 +1,8 @@
 """Embedder throughput: the naive sentence-transformers loop beside each of our backends and precision modes
-(torch float32/float16/bfloat16/int8, ONNX Runtime float32/int8), in process and through the HTTP service with
-8 concurrent clients, on uniform and mixed-length texts; the int8 layer-group tables both backends' model-table
-rows rest on; and nDCG@10 of dense search on the eval collection for each backend and precision."""
+(torch float32/float16/bfloat16/int8, ONNX Runtime float32/int8, CUDA float16/bfloat16 where a GPU is), in
+process and through the HTTP service with 8 concurrent clients, on uniform and mixed-length texts; the int8
+layer-group tables both backends' model-table rows rest on; and nDCG@10 of dense search on the eval collection
+for each backend and precision."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.gpu import gpu_section
 from bench.quality import dense_ndcg_by_embedder
 from bench.report import peak_rss_mib
 from semantik.contracts.models import model_spec
@@ -185,6 +187,7 @@ async def main() -> None:
     throughput: dict[tuple[str, str], float] = {}
     onnx_ratio: dict[tuple[str, Precision], float] = {}
     onnx_cosine: dict[tuple[str, Precision], float] = {}
+    references: dict[str, npt.NDArray[np.float32]] = {}
     for set_name, texts in sets.items():
         tokens = sum(len(ids) for ids in EmbeddingEngine(SPEC, model, tokenizer).tokenize(texts, TextKind.DOCUMENT))
         print(f"\n-- {set_name}: {len(texts)} texts, {tokens} tokens after truncation to {SPEC.max_seq_length}")
@@ -210,6 +213,8 @@ async def main() -> None:
                 f"{tokens / seconds:8.0f} tokens/s {base_seconds / seconds:6.2f}x   "
                 f"cosine to float32 min {cosine.min():.6f} mean {cosine.mean():.6f}"
             )
+        assert reference is not None
+        references[set_name] = reference
         for precision, engine in onnx_engines.items():
             vectors, seconds = timed(partial(embed_vectors, engine, texts))
             cosine = (vectors * reference).sum(axis=1)
@@ -257,6 +262,9 @@ async def main() -> None:
     if ndcg is not None:
         for label, score in ndcg.items():
             print(f"{label:<16} nDCG@10 {score:.4f}  ({score - ndcg['torch float32']:+.4f} vs torch float32)")
+
+    print("\n-- CUDA: float16 and bfloat16 where a GPU is, against torch float32 on the CPU")
+    gpu_section(SPEC, model, tokenizer, sets, references)
 
     mixed = "mixed 10-512"
     ratio, cosine_min = onnx_ratio[(mixed, Precision.FLOAT32)], onnx_cosine[(mixed, Precision.FLOAT32)]
