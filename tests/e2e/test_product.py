@@ -405,7 +405,7 @@ def test_a_gateway_killed_mid_index_is_replaced_and_the_index_job_still_succeeds
         )
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{index_job_report(release, index_job_name)}") from exc
-    assert index_job["status"]["phase"] == "Succeeded", index_job["status"]
+    assert index_job["status"]["phase"] == "Succeeded", index_job_report(release, index_job_name)
     found = ready_collection(release, "notes")
 
     expected = expected_documents(release.sources / "notes", chunking_of(body))
