@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from semantik.contracts.models import ModelSpec, model_spec
+from semantik.contracts.models import ModelSpec
 from semantik.core.embedding import TextKind
 from semantik.core.embedding.encoders import OUT_OF_MEMORY_ERRORS
 from semantik.core.embedding.engine import EmbeddingEngine
@@ -94,16 +94,15 @@ def gpu_section(
 
 
 def main() -> None:
-    from bench.embedder import text_sets
+    from bench.embedder import SPEC, text_sets  # here, not at the top: the embedder section imports this module
     from semantik.core.embedding.loading import load_model, load_tokenizer
     from semantik.core.settings import bundled_model_path
 
-    spec = model_spec("sentence-transformers/all-MiniLM-L6-v2")
     path = bundled_model_path()
     tokenizer, model = load_tokenizer(path), load_model(path)
     sets = text_sets(tokenizer)
-    cpu = EmbeddingEngine(spec, model, tokenizer)
-    gpu_section(spec, model, tokenizer, sets, {name: cpu.embed_sync(texts).vectors for name, texts in sets.items()})
+    cpu = EmbeddingEngine(SPEC, model, tokenizer)
+    gpu_section(SPEC, model, tokenizer, sets, {name: cpu.embed_sync(texts).vectors for name, texts in sets.items()})
 
 
 if __name__ == "__main__":

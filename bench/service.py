@@ -31,18 +31,22 @@ ONE_WORKER_GOAL = 0.90
 SERVERS = ("postgres", "redis-server")
 
 
+def _machine_cpu_seconds() -> list[float]:
+    """The first line of /proc/stat in seconds: user, nice, system, idle, iowait, irq, softirq, steal, ..."""
+    return [int(n) / os.sysconf("SC_CLK_TCK") for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def stolen_seconds() -> float:
     """CPU time the hypervisor gave to other guests, summed over this machine's CPUs: on a shared host it
     slows one run and not the next, so each run prints it beside its time."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+    fields = _machine_cpu_seconds()
+    return fields[7] if len(fields) > 7 else 0.0
 
 
 def busy_cpu_seconds() -> float:
     """CPU time this machine spent on anything but idling, waiting for disk or other guests."""
-    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = _machine_cpu_seconds()[:7]
+    return user + nice + system + irq + softirq
 
 
 def _processes() -> dict[int, tuple[str, int, float]]:
@@ -74,7 +78,7 @@ def cpu_seconds(roots: dict[str, Process], commands: tuple[str, ...]) -> dict[st
             grew = bool(below)
         spent[name] = sum(table[pid][2] for pid in tree if pid in table)
     for command in commands:
-        spent[command] = sum(cpu for name, _, cpu in table.values() if name == command)
+        spent[command] = sum(cpu for running, _, cpu in table.values() if running == command)
     return spent
 
 
@@ -164,7 +168,7 @@ def service_run(stack: Stack, corpus: Path, workers: int, name: str) -> tuple[fl
             accepted = client.post(f"/api/v1/collections/{name}/index", json={}).json()
             final = wait_for_operation(client, accepted["operation_id"], timeout=1800, every=2.0)
             body = operation(client, accepted["operation_id"])
-        spent = {name: cpu - cpu_before[name] for name, cpu in cpu_seconds(processes, SERVERS).items()}
+        spent = {part: cpu - cpu_before[part] for part, cpu in cpu_seconds(processes, SERVERS).items()}
         spent["the rest"] = busy_cpu_seconds() - busy_before - sum(spent.values())
         assert final["status"] == "succeeded", final
         # The gateway's own clock, from queued to finished: polling finely enough to time the end here
