@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from semantik.contracts.errors import error_parts
+from semantik.contracts.errors import error_parts, is_error_body
 
 
 class GatewayError(Exception):
@@ -63,6 +63,14 @@ class Gateway:
             raise GatewayError(f"the gateway at {self._client.base_url} is unreachable: {exc}") from exc
         if response.status_code == 204:
             return {}
+        if response.status_code >= 400 and not is_error_body(response.text):
+            # Not the gateway's answer (every one of its errors has that shape): something between, such
+            # as a port answering while the gateway's pod is replaced. Unreachable, so retried, never
+            # read as "no such collection".
+            raise GatewayError(
+                f"the gateway at {self._client.base_url} is unreachable: HTTP {response.status_code} "
+                f"without a gateway error body: {response.text[:200]!r}"
+            )
         if response.status_code >= 400:
             message, field = error_parts(response.text)
             raise GatewayError(message, status=response.status_code, field=field)

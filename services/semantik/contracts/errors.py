@@ -24,6 +24,17 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+def is_error_body(body: str) -> bool:
+    """Whether a body is Semantik's error shape: every error the gateway and the embedder send is. A 4xx
+    without it came from something between (a proxy, a port another listener took over while a pod was
+    being replaced), so it says nothing about the resource asked for."""
+    try:
+        error = json.loads(body)["error"]
+        return isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def error_parts(body: str) -> tuple[str, str | None]:
     """(message, field) of an error body, or the start of the body when it is not that shape."""
     try:

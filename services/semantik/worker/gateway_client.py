@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from semantik.contracts.errors import error_parts
+from semantik.contracts.errors import error_parts, is_error_body
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError, SemantikError
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,10 @@ class GatewayClient:
                 if response.status_code < 400:
                     body: dict[str, Any] = response.json()
                     return body
-                if response.status_code not in RETRYABLE_STATUS:
+                if response.status_code not in RETRYABLE_STATUS and is_error_body(response.text):
                     raise _error_from(response)
+                # A 5xx, or a 4xx the gateway did not write: a bare 404 while its pod was being replaced
+                # once read as "no such batch" and dropped thirty batches of a job.
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
             if attempt == self._attempts:
                 raise BackendUnavailableError(f"the gateway did not answer {method} {path}: {problem}")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
-from semantik.contracts.errors import error_parts
+from semantik.contracts.errors import error_parts, is_error_body
 from semantik.contracts.vectors import decode_vector
 from semantik.core.embedding import Embeddings, TextKind
 from semantik.core.errors import BackendUnavailableError, InvalidInputError, SemantikError
@@ -106,8 +106,9 @@ class HttpEmbedder:
             else:
                 if response.status_code < 400:
                     return response
-                if response.status_code not in RETRYABLE_STATUS:
+                if response.status_code not in RETRYABLE_STATUS and is_error_body(response.text):
                     raise _error_from(response)
+                # A 5xx, or a 4xx the embedder did not write (something between it and us): both heal.
                 problem = f"HTTP {response.status_code}"
                 wait = _retry_after(response) or delay
             if time.monotonic() + wait > deadline:
