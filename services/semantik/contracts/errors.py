@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:
@@ -29,10 +29,10 @@ def is_error_body(body: str) -> bool:
     without it came from something between (a proxy, a port another listener took over while a pod was
     being replaced), so it says nothing about the resource asked for."""
     try:
-        error = json.loads(body)["error"]
-        return isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
-    except (ValueError, KeyError, TypeError):
+        ErrorOut.model_validate_json(body)
+    except ValidationError:
         return False
+    return True
 
 
 def error_parts(body: str) -> tuple[str, str | None]:
