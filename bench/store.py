@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.report import percentile
+from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme, point_id
 from semantik.core.search.fusion import Fusion, Ranked, fuse
 from semantik.core.search.sparse import SparseVector
 from semantik.core.services.search import COLLAPSE_KEYS
@@ -58,6 +58,9 @@ K = 10
 FETCH = 100
 """search.py asks each retriever for max(prefetch, k) = 100 chunks by default."""
 UPSERT_BATCH = 256
+SCHEME = LATEST_SCHEME
+"""Point ids as a new collection makes them: they carry their file, so candidates are read without payload."""
+CANDIDATE_PAYLOAD: tuple[str, ...] = () if SCHEME is PointIdScheme.BY_FILE else COLLAPSE_KEYS
 GOAL_P50_MS, GOAL_RECALL, GOAL_RSS_MIB = 5.0, 0.98, 2.5 * 1024
 TEXT_SOURCES = [Path("/usr/share/common-licenses"), Path(__file__).resolve().parent.parent / "docs"]
 
@@ -157,16 +160,14 @@ def chunk_points(batch: Layout, pool: str, cdf: npt.NDArray[np.float64]) -> list
     points = []
     for i in range(BATCH):
         n = batch.start + i
-        file = n // FILE_CHUNKS
-        subdirs = [SUBDIRS[s] for s in batch.subdirs[i // FILE_CHUNKS] if s >= 0]
-        path = "/".join([dir_name(int(batch.dirs[i])), *subdirs, f"file-{file:07d}.{EXTENSIONS[batch.exts[i]]}"])
+        path = chunk_path(batch, i)
         terms, tf = np.unique(draws[offsets[i] : offsets[i + 1]], return_counts=True)
         keep = np.sort(rng.permutation(len(terms))[: term_counts[i]])
         weights = tf[keep] / (tf[keep] + 1.2)
         start = int(starts[i])
         points.append(
             ChunkPoint(
-                id=point_id(n),
+                id=point_id(COLLECTION, path, n % FILE_CHUNKS, scheme=SCHEME),
                 vector=vectors[i],
                 path=path,
                 chunk_index=n % FILE_CHUNKS,
@@ -180,12 +181,17 @@ def chunk_points(batch: Layout, pool: str, cdf: npt.NDArray[np.float64]) -> list
     return points
 
 
-def point_id(n: int) -> str:
-    return str(uuid.UUID(int=n + 1))
+def chunk_path(batch: Layout, i: int) -> str:
+    """The file of the batch's point `i`: in its project's folder, up to two subfolders down."""
+    file = (batch.start + i) // FILE_CHUNKS
+    subdirs = [SUBDIRS[s] for s in batch.subdirs[i // FILE_CHUNKS] if s >= 0]
+    return "/".join([dir_name(int(batch.dirs[i])), *subdirs, f"file-{file:07d}.{EXTENSIONS[batch.exts[i]]}"])
 
 
-def number_of(point: str) -> int:
-    return uuid.UUID(point).int - 1
+def batch_ids(batch: Layout) -> list[str]:
+    return [
+        point_id(COLLECTION, chunk_path(batch, i), (batch.start + i) % FILE_CHUNKS, scheme=SCHEME) for i in range(BATCH)
+    ]
 
 
 # -- queries and the exact answers ----------------------------------------------------------------------------
@@ -221,16 +227,16 @@ def make_queries(size: int, centres: Vectors) -> dict[str, Any]:
     return {"vectors": vectors.tolist(), "dirs": dirs.tolist(), "exts": exts.tolist(), "keywords": keywords}
 
 
-def exact_top_k(size: int, queries: dict[str, Any], centres: Vectors) -> dict[str, list[list[int]]]:
+def exact_top_k(size: int, queries: dict[str, Any], centres: Vectors) -> dict[str, list[list[str]]]:
     """Brute force over every generated vector: the true top 10 unfiltered, within the query's folder, and
     within its extension."""
     q = np.asarray(queries["vectors"], dtype=np.float32)
     masks = {"dir": np.asarray(queries["dirs"])[:, None], "ext": np.asarray(queries["exts"])[:, None]}
-    best = {key: (np.full((len(q), K), -np.inf), np.zeros((len(q), K), dtype=np.int64)) for key in ("none", *masks)}
+    best = {key: (np.full((len(q), K), -np.inf), np.full((len(q), K), "", dtype=object)) for key in ("none", *masks)}
     for number in range(size // BATCH):
         batch = layout(number, centres)
         scores = q @ batch.vectors.T
-        ids = np.broadcast_to(np.arange(batch.start, batch.start + BATCH), scores.shape)
+        ids = np.broadcast_to(np.array(batch_ids(batch), dtype=object), scores.shape)
         for key, (top_scores, top_ids) in best.items():
             masked = scores
             if key != "none":
@@ -303,14 +309,15 @@ def search_filter(queries: dict[str, Any], i: int, by: str | None) -> SearchFilt
 
 
 async def search_once(store: VectorBackend, queries: dict[str, Any], i: int, kind: str, by: str | None) -> list[str]:
-    """One search as search.py issues it: every retriever's 100 best in one call with their paths, fused with
-    DBSF, then the whole payload of the top 10."""
+    """One search as search.py issues it: every retriever's 100 best in one call (their ids carry their files,
+    so no payload), fused with DBSF, then the whole payload of the top 10. Not collapsed to files, so that
+    recall compares chunks with the exact scan's; the collapse itself is a dict lookup per candidate."""
     runs = await store.retrieve(
         COLLECTION,
         retriever_queries(queries, i, kind),
         limit=FETCH,
         search_filter=search_filter(queries, i, by),
-        payload_keys=COLLAPSE_KEYS,
+        payload_keys=CANDIDATE_PAYLOAD,
     )
     if kind == "dense":
         top = [chunk.id for chunk in runs[DENSE][:K]]
@@ -334,13 +341,13 @@ async def query(backend: str, size: int, path: Path, queries: dict[str, Any]) ->
     modes: dict[str, Any] = {}
     for kind, by in MODES:
         seconds: list[float] = []
-        found: list[list[int]] = []
+        found: list[list[str]] = []
         deadline = time.perf_counter() + MODE_SECONDS
         for i in range(len(queries["vectors"])):
             mark = time.perf_counter()
             ids = await search_once(store, queries, i, kind, by)
             seconds.append(time.perf_counter() - mark)
-            found.append([number_of(p) for p in ids])
+            found.append(ids)
             if time.perf_counter() > deadline and i + 1 >= MIN_QUERIES:
                 break
         modes[mode_name(kind, by)] = {"seconds": seconds, "found": found}
@@ -384,12 +391,12 @@ def run_child(phase: str, backend: str, size: int, store: Path, queries_file: Pa
 # -- the report -----------------------------------------------------------------------------------------------
 
 
-def recall(found: list[list[int]], exact: list[list[int]]) -> float:
+def recall(found: list[list[str]], exact: list[list[str]]) -> float:
     hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=False))
     return hits / sum(len(e) for e in exact[: len(found)])
 
 
-def print_size(size: int, results: dict[str, dict[str, Any]], exact: dict[str, list[list[int]]]) -> None:
+def print_size(size: int, results: dict[str, dict[str, Any]], exact: dict[str, list[list[str]]]) -> None:
     print(f"\n-- {size:,} chunks, {DIM}-d")
     print(
         f"{'backend':<12} {'upsert':>12} {'load: RSS':>10} {'peak':>8} {'open':>8} "
@@ -446,7 +453,7 @@ def print_local_estimate(size: int, measured: int, local: dict[str, Any]) -> Non
     )
 
 
-def print_goals(size: int, edge: dict[str, Any], exact: dict[str, list[list[int]]]) -> None:
+def print_goals(size: int, edge: dict[str, Any], exact: dict[str, list[list[str]]]) -> None:
     modes = edge["query"]["modes"]
     p50 = {name: percentile(mode["seconds"], 50) * 1000 for name, mode in modes.items()}
     slowest = max(p50, key=lambda n: p50[n])

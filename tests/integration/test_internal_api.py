@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from semantik.contracts.vectors import encode_vector
-from semantik.core.pipeline.ids import point_id
+from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme, point_id
 from tests.integration.conftest import CountingEmbedder
 from tests.support.gateway import service_gateway
 
@@ -46,7 +46,7 @@ def document(collection: str, path: str, chunks: int, seed: int) -> dict[str, An
         "token_count": 10 * chunks,
         "points": [
             {
-                "id": point_id(collection, path, i),
+                "id": point_id(collection, path, i, scheme=LATEST_SCHEME),
                 "chunk_index": i,
                 "text": f"{path} chunk {i}",
                 "start": 0,
@@ -72,6 +72,7 @@ async def test_plan_is_kept_once_and_each_batch_applies_once(gateway: httpx.Asyn
     operation_id = await open_operation(gateway, tmp_path)
     target = (await gateway.post(internal(f"/{operation_id}/start"), headers=AUTH)).json()
     assert (target["status"], target["queue"]) == ("running", f"semantik:job:{operation_id}")
+    assert target["point_ids"] == LATEST_SCHEME, "the worker is told how the collection's point ids are made"
 
     plan = {
         "files_total": 4,
@@ -137,9 +138,15 @@ async def test_bad_hand_offs_are_refused_with_the_field(gateway: httpx.AsyncClie
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "documents[0].path"
 
     forged = document("handbook", "a.md", 2, seed=1)
-    forged["points"][1]["id"] = point_id("handbook", "other.md", 1)
+    forged["points"][1]["id"] = point_id("handbook", "other.md", 1, scheme=LATEST_SCHEME)
     refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json={"documents": [forged]}, headers=AUTH)
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "documents[0].points[1]"
+
+    other_scheme = document("handbook", "a.md", 1, seed=1)
+    other_scheme["points"][0]["id"] = point_id("handbook", "a.md", 0, scheme=PointIdScheme.NAMED)
+    body = {"documents": [other_scheme]}
+    refused = await gateway.put(internal(f"/{operation_id}/batches/0"), json=body, headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "documents[0].points[0]"
 
     garbled = document("handbook", "a.md", 1, seed=1)
     garbled["points"][0]["vector"] = "not base64!"

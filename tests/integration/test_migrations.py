@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, Table, insert, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from semantik.core.db.engine import _alembic_config, create_engine, migrate
-from semantik.core.db.models import Base
+from semantik.core.db.models import Base, Collection
+from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme
 from semantik.core.settings import Settings
 from tests.support.servers import drop_postgres_database, fresh_postgres_database
 
@@ -36,6 +39,51 @@ async def test_migrations_upgrade_downgrade_and_match_the_models(settings: Setti
         await migrate(engine)
         async with engine.connect() as connection:
             assert set(await connection.run_sync(lambda c: inspect(c).get_table_names())) == TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_collections_from_before_id_schemes_keep_their_named_ids_and_new_ones_get_ids_by_file(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    now = datetime.now(UTC)
+    row = {
+        "name": "old",
+        "description": "",
+        "include": [],
+        "exclude": [],
+        "model_name": "m",
+        "dimension": 384,
+        "chunk_strategy": "tokens",
+        "chunk_size": 200,
+        "chunk_overlap": 20,
+        "quantization": "float32",
+        "qdrant_collection": "semantik-old",
+        "generation": 1,
+        "language": "english",
+        "sparse_terms": 0,
+        "sparse_chunks": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+    def before_schemes(connection: Connection) -> None:
+        command.upgrade(_alembic_config(connection), "0006")
+        table = Table("collections", MetaData(), autoload_with=connection)
+        assert "point_ids" not in table.c
+        connection.execute(table.insert().values({k: v for k, v in row.items() if k in table.c}))
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(before_schemes)
+        await migrate(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Collection).values({**row, "name": "new", "qdrant_collection": "semantik-new"})
+            )
+            schemes = dict((await connection.execute(select(Collection.name, Collection.point_ids))).all())
+        assert schemes == {"old": PointIdScheme.NAMED, "new": LATEST_SCHEME}
     finally:
         await engine.dispose()
 

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from semantik.core.context import open_semantik
 from semantik.core.embedding.engine import TransformerEmbedder
-from semantik.core.pipeline.ids import point_id
+from semantik.core.pipeline.ids import LATEST_SCHEME, point_id
 from semantik.core.services.collections import qdrant_collection_name
 from semantik.core.settings import Settings
 from semantik.core.store import metadata
@@ -82,7 +82,7 @@ async def read_store(data_dir: Path) -> tuple[dict[tuple[str, int], str], dict[t
             for point in points:
                 key = (str(point.payload["path"]), int(point.payload["chunk_index"]))
                 assert key not in chunks, f"two points for {key}"
-                assert point.id == point_id(NAME, *key), f"point of {key} has a foreign id"
+                assert point.id == point_id(NAME, *key, scheme=LATEST_SCHEME), f"point of {key} has a foreign id"
                 chunks[key] = str(point.payload["text"])
                 assert point.sparse is not None
                 terms[key] = point.sparse.indices

@@ -37,6 +37,7 @@ from semantik.core.pipeline.batch import (
     texts_to_embed,
 )
 from semantik.core.pipeline.chunk import ChunkingConfig, ChunkStrategy
+from semantik.core.pipeline.ids import PointIdScheme
 from semantik.core.pipeline.plan import HashedFile, KnownDocument
 from semantik.core.pipeline.roots import outside_roots_message
 from semantik.core.pipeline.sandbox import ExtractionPool
@@ -124,6 +125,7 @@ def target_from(body: dict[str, Any]) -> IndexTarget:
         exclude=list(body["exclude"]),
         chunking=ChunkingConfig(ChunkStrategy(body["chunk_strategy"]), body["chunk_size"], body["chunk_overlap"]),
         max_file_bytes=int(body["max_file_bytes"]),
+        point_ids=PointIdScheme(int(body.get("point_ids", PointIdScheme.NAMED))),
     )
 
 
@@ -268,7 +270,7 @@ async def _build_batch(ctx: dict[str, Any], target: IndexTarget, files: list[tup
     embedding_started = time.perf_counter()
     vectors = await _embed(embedder, prepared)
     embed_seconds = time.perf_counter() - embedding_started
-    updates, _ = build_updates(target.name, prepared, vectors, {})
+    updates, _ = build_updates(target, prepared, vectors, {})
     documents = [_document(update) for update in updates]
     documents += [_failed_document(path, reason) for path, reason in gone + unreadable]
     return {

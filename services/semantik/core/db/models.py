@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
+from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme
 from semantik.core.store.placement import StorePlacement
 
 
@@ -85,6 +86,9 @@ class Collection(Base):
     sparse_chunks: Mapped[int] = mapped_column(BigInteger, default=0)
     """Terms and chunks written with sparse vectors: their ratio is the average chunk length that BM25
     normalises by. Deleted chunks are not subtracted; a backfill recounts exactly."""
+    point_ids: Mapped[int] = mapped_column(Integer, default=int(LATEST_SCHEME))
+    """How the store collection's point ids are made (`PointIdScheme`); fixed for the store collection's life,
+    so only a reindex (a new one) moves a collection to a newer scheme."""
     shards: Mapped[int | None] = mapped_column(Integer, default=None)
     replication_factor: Mapped[int | None] = mapped_column(Integer, default=None)
     on_disk: Mapped[bool | None] = mapped_column(Boolean, default=None)
@@ -97,6 +101,10 @@ class Collection(Base):
     @property
     def average_chunk_terms(self) -> float:
         return self.sparse_terms / self.sparse_chunks if self.sparse_chunks else 0.0
+
+    @property
+    def point_id_scheme(self) -> PointIdScheme:
+        return PointIdScheme(self.point_ids)
 
     @property
     def placement(self) -> StorePlacement:

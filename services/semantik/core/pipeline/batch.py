@@ -14,7 +14,7 @@ from pathlib import Path
 from semantik.contracts.internal_api import DocumentStatus
 from semantik.core.pipeline.chunk import Chunk, ChunkingConfig
 from semantik.core.pipeline.extract import ExtractionError, read_regular_file
-from semantik.core.pipeline.ids import content_hash, point_id, point_ids
+from semantik.core.pipeline.ids import PointIdScheme, content_hash, point_id, point_ids
 from semantik.core.pipeline.plan import HashedFile, IndexPlan, KnownDocument, plan_index
 from semantik.core.pipeline.sandbox import ExtractionPool, FileRequest
 from semantik.core.pipeline.scan import RejectedFile, ScannedFile, scan
@@ -33,6 +33,7 @@ class IndexTarget:
     exclude: Sequence[str]
     chunking: ChunkingConfig
     max_file_bytes: int
+    point_ids: PointIdScheme
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def texts_to_embed(prepared: Sequence[PreparedFile]) -> list[str]:
 
 
 def build_updates(
-    collection: str,
+    target: IndexTarget,
     prepared: Sequence[PreparedFile],
     vectors: Sequence[Sequence[float]],
     old_counts: Mapping[str, int],
@@ -162,7 +163,7 @@ def build_updates(
             continue
         points = [
             ChunkPoint(
-                id=point_id(collection, file.relpath, chunk.index),
+                id=point_id(target.name, file.relpath, chunk.index, scheme=target.point_ids),
                 vector=next(remaining),
                 path=file.relpath,
                 chunk_index=chunk.index,
@@ -184,7 +185,7 @@ def build_updates(
             token_count=sum(chunk.token_count for chunk in item.chunks),
             format=item.format,
         )
-        stale = point_ids(collection, file.relpath, range(len(points), old_count))
+        stale = point_ids(target.name, file.relpath, range(len(points), old_count), scheme=target.point_ids)
         updates.append(DocumentUpdate(record, points, stale))
     return updates, failures
 

@@ -131,7 +131,9 @@ class IndexRunner:
         failures += failed
         if not cancelled and plan.removed:
             removed = [
-                RemovedDocument(doc.path, point_ids(target.name, doc.path, range(doc.chunk_count)))
+                RemovedDocument(
+                    doc.path, point_ids(target.name, doc.path, range(doc.chunk_count), scheme=target.point_ids)
+                )
                 for doc in plan.removed
             ]
             await self._commit(
@@ -210,7 +212,7 @@ class IndexRunner:
         progress: Progress,
     ) -> list[FileFailure]:
         vectors = [v.tolist() for v in embeddings.vectors]
-        updates, failures = build_updates(target.name, prepared, vectors, old_counts)
+        updates, failures = build_updates(target, prepared, vectors, old_counts)
         await self._commit(
             IndexBatch(target.collection_id, target.qdrant_collection, updates), progress, "commit batch"
         )

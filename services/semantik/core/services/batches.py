@@ -19,7 +19,7 @@ from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Operation, OperationBatch, OperationStatus, utcnow
 from semantik.core.errors import ConflictError, InvalidInputError, NotFoundError
 from semantik.core.pipeline.batch import IndexTarget, rejection_updates
-from semantik.core.pipeline.ids import point_id, point_ids
+from semantik.core.pipeline.ids import PointIdScheme, point_id, point_ids
 from semantik.core.pipeline.plan import KnownDocument
 from semantik.core.pipeline.scan import RejectedFile
 from semantik.core.pipeline.sink import DocumentUpdate, IndexBatch, LocalIndexSink
@@ -197,12 +197,15 @@ async def commit_batch(
     if batch.done:
         return CommitResult(True, _remaining(operation))
     _require_active(operation)
-    _check_documents(collection.name, batch, documents)
+    _check_documents(collection.name, into.point_id_scheme, batch, documents)
 
     started = time.perf_counter()
     async with app.sessions() as session:
         counts = await metadata.chunk_counts(session, into.id, [d.record.path for d in documents])
-    updates = [_update(collection.name, document, counts.get(document.record.path, 0)) for document in documents]
+    updates = [
+        _update(collection.name, into.point_id_scheme, document, counts.get(document.record.path, 0))
+        for document in documents
+    ]
     # Points first, rows second (LocalIndexSink's order): a crash between them leaves rows that
     # describe the old content, and the re-delivered batch overwrites the same point ids.
     sink = LocalIndexSink(app.store, app.sessions)
@@ -240,26 +243,28 @@ def _remaining(operation: Operation) -> int:
     return (operation.batches_total or 0) - operation.batches_done
 
 
-def _check_documents(collection: str, batch: OperationBatch, documents: Sequence[DocumentIn]) -> None:
+def _check_documents(
+    collection: str, scheme: PointIdScheme, batch: OperationBatch, documents: Sequence[DocumentIn]
+) -> None:
     planned = {f["path"] for f in batch.files}
     for i, document in enumerate(documents):
         path = document.record.path
         if path not in planned:
             raise InvalidInputError(f"{path!r} is not in batch {batch.number}", field=f"documents[{i}].path")
         for j, point in enumerate(document.points):
-            if point.chunk_index != j or point.id != point_id(collection, path, j):
+            if point.chunk_index != j or point.id != point_id(collection, path, j, scheme=scheme):
                 raise InvalidInputError(
                     f"point {j} of {path!r} does not carry the id of chunk {j}", field=f"documents[{i}].points[{j}]"
                 )
 
 
-def _update(collection: str, document: DocumentIn, stored: int) -> DocumentUpdate:
+def _update(collection: str, scheme: PointIdScheme, document: DocumentIn, stored: int) -> DocumentUpdate:
     """The update against what the store holds now, which the gateway knows better than any worker."""
     record = document.record
     if record.status is DocumentStatus.FAILED:
         # The points of the last good version stay searchable until a good version replaces them.
         return DocumentUpdate(_with_chunk_count(record, stored))
-    stale = point_ids(collection, record.path, range(len(document.points), stored))
+    stale = point_ids(collection, record.path, range(len(document.points), stored), scheme=scheme)
     return DocumentUpdate(_with_chunk_count(record, len(document.points)), document.points, stale)
 
 
@@ -280,7 +285,10 @@ async def finalize_operation(app: Semantik, operation_id: str) -> tuple[str, boo
         raise ConflictError(f"operation {operation_id} still has {_remaining(operation)} batches to commit")
     async with app.sessions() as session:
         counts = await metadata.chunk_counts(session, into.id, operation.removed_paths)
-    stale = [pid for path, count in counts.items() for pid in point_ids(collection.name, path, range(count))]
+    scheme = into.point_id_scheme
+    stale = [
+        pid for path, count in counts.items() for pid in point_ids(collection.name, path, range(count), scheme=scheme)
+    ]
     await app.store.delete(into.qdrant_collection, stale)
     finished = utcnow()
     async with app.sessions.begin() as session:

@@ -29,7 +29,8 @@ async def get_chunk(app: Semantik, name: str, path: str, chunk_index: int, query
     one lookup by id, and a path the collection never held is simply not found. With `query`, its words
     are marked by the collection's analyzer, as a hit's snippet is."""
     row = await load_collection(app, name)
-    found = await app.store.payloads(row.qdrant_collection, [point_id(row.name, path, chunk_index)])
+    point = point_id(row.name, path, chunk_index, scheme=row.point_id_scheme)
+    found = await app.store.payloads(row.qdrant_collection, [point])
     payload = next(iter(found.values()), None)
     if payload is None:
         raise NotFoundError(f"{path!r} has no chunk {chunk_index} in {name!r}", field="path")

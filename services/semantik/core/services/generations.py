@@ -144,6 +144,8 @@ async def promote_shadow(session: AsyncSession, live: Collection, when: datetime
         "sparse_language": shadow.sparse_language,
         "sparse_terms": shadow.sparse_terms,
         "sparse_chunks": shadow.sparse_chunks,
+        # The ids come with the store collection too: a reindex is how a collection reaches a newer scheme.
+        "point_ids": shadow.point_ids,
     }
     await metadata.replace_documents(session, live.id, shadow.id)
     # The shadow row goes before the live row takes its store collection: that name is unique.

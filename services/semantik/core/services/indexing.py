@@ -62,6 +62,7 @@ def index_target(operation: Operation, collection: Collection, into: Collection,
         exclude=list(collection.exclude),
         chunking=ChunkingConfig(ChunkStrategy(into.chunk_strategy), into.chunk_size, into.chunk_overlap),
         max_file_bytes=max_file_bytes,
+        point_ids=into.point_id_scheme,
     )
 
 

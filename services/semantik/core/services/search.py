@@ -10,7 +10,7 @@ Several collections are merged by rank fusion or normalised scores, never by com
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,7 @@ from semantik.core.context import Semantik
 from semantik.core.db.models import Collection
 from semantik.core.embedding import TextKind
 from semantik.core.errors import InvalidInputError, NotFoundError
+from semantik.core.pipeline.ids import PointIdScheme, file_key
 from semantik.core.search.analyzer import Analyzer, analyzer_for
 from semantik.core.search.fusion import DEFAULT_RRF_K, Contribution, Fused, Fusion, Ranked, fuse
 from semantik.core.search.snippets import make_snippet
@@ -38,7 +39,8 @@ MAX_FEEDBACK = 20
 MAX_FETCH = 10_000
 """The most chunks one retriever is asked for while collapsing to files needs more."""
 COLLAPSE_KEYS = ("path",)
-"""All a candidate needs of its payload until it is kept: the file it collapses into."""
+"""All a candidate needs of its payload until it is kept: the file it collapses into. Only collections on
+point ids of the NAMED scheme need it; BY_FILE ids carry their file, and their candidates no payload."""
 
 
 class Mode(StrEnum):
@@ -270,10 +272,12 @@ async def _search_one(
             )
         )
     weights = {r: w for r, w in (options.weights or {}).items() if r in mode.retrievers}
+    by_file = row.point_id_scheme is PointIdScheme.BY_FILE
+    payload_keys = () if by_file else COLLAPSE_KEYS
     fetch = max(options.prefetch, depth)
     while True:
         runs = await app.store.retrieve(
-            row.qdrant_collection, queries, limit=fetch, search_filter=options.search_filter, payload_keys=COLLAPSE_KEYS
+            row.qdrant_collection, queries, limit=fetch, search_filter=options.search_filter, payload_keys=payload_keys
         )
         chunks = {chunk.id: chunk for run in runs.values() for chunk in run}
         ranked = {name: [Ranked(chunk.id, chunk.score) for chunk in run] for name, run in runs.items()}
@@ -286,7 +290,7 @@ async def _search_one(
                     [RetrieverQuery(DENSE, expanded)],
                     limit=fetch,
                     search_filter=options.search_filter,
-                    payload_keys=COLLAPSE_KEYS,
+                    payload_keys=payload_keys,
                 )
                 runs = {**runs, DENSE: second[DENSE]}
                 chunks.update({chunk.id: chunk for chunk in second[DENSE]})
@@ -294,7 +298,7 @@ async def _search_one(
                 fused = fuse(options.fusion, ranked, k=options.rrf_k, weights=weights)
         if not single and options.score_threshold is not None:
             fused = [f for f in fused if f.score >= options.score_threshold]
-        kept = _collapse(fused, chunks, options.per_document)
+        kept = _collapse(fused, file_key if by_file else _path_of(chunks), options.per_document)
         exhausted = all(len(run) < fetch for run in runs.values())
         if len(kept) >= depth or exhausted or fetch >= MAX_FETCH:
             break
@@ -328,18 +332,23 @@ def _single(runs: Mapping[str, Sequence[Ranked]]) -> list[Fused]:
     return [Fused(r.id, r.score, (Contribution(name, rank, r.score),)) for rank, r in enumerate(run, start=1)]
 
 
-def _collapse(fused: Sequence[Fused], chunks: Mapping[str, ScoredChunk], per_document: int | None) -> list[Fused]:
-    """Keep, in order, at most `per_document` chunks of each file."""
+def _collapse(fused: Sequence[Fused], file_of: Callable[[str], str], per_document: int | None) -> list[Fused]:
+    """Keep, in order, at most `per_document` chunks of each file (`file_of` a point id)."""
     if per_document is None:
         return list(fused)
     seen: dict[str, int] = {}
     kept = []
     for hit in fused:
-        path = str(chunks[hit.id].payload.get("path"))
-        if seen.get(path, 0) < per_document:
-            seen[path] = seen.get(path, 0) + 1
+        file = file_of(hit.id)
+        if seen.get(file, 0) < per_document:
+            seen[file] = seen.get(file, 0) + 1
             kept.append(hit)
     return kept
+
+
+def _path_of(chunks: Mapping[str, ScoredChunk]) -> Callable[[str], str]:
+    """A NAMED-scheme point's file: the `path` its candidate carries (COLLAPSE_KEYS)."""
+    return lambda point: str(chunks[point].payload.get("path"))
 
 
 def _merge(per_collection: Mapping[str, list[Hit]], options: SearchOptions, depth: int) -> list[Hit]:

@@ -64,9 +64,9 @@ class VectorBackend(Protocol):
     ) -> dict[str, list[ScoredChunk]]:
         """Each retriever's `limit` best chunks with the engine's raw scores; the caller fuses them.
 
-        Each chunk carries only `payload_keys` of its payload (all of it when None): reading the whole payload,
-        chunk text included, of every candidate cost more than the search itself (`payloads` reads it for the
-        hits that are kept)."""
+        Each chunk carries only `payload_keys` of its payload (all of it when None, none when empty): reading
+        the whole payload, chunk text included, of every candidate cost more than the search itself (`payloads`
+        reads it for the hits that are kept)."""
 
     async def payloads(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The whole payload of each of these points, by id; a point that is gone is left out."""

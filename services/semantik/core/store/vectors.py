@@ -157,6 +157,13 @@ def worth_asking(queries: Sequence[RetrieverQuery]) -> list[RetrieverQuery]:
     return [q for q in queries if not (isinstance(q.vector, SparseVector) and not q.vector.indices)]
 
 
+def payload_selector(keys: Sequence[str] | None) -> bool | list[str]:
+    """Qdrant's `with_payload` for `keys`: all of it (None), none of it (no keys), or just those."""
+    if keys is None:
+        return True
+    return list(keys) if keys else False
+
+
 class VectorStore:
     def __init__(self, client: AsyncQdrantClient) -> None:
         self._client = client
@@ -277,7 +284,7 @@ class VectorStore:
         A sparse query with no terms (a query of stopwords) finds nothing and is not sent."""
         query_filter = build_filter(search_filter) if search_filter else None
         asked = worth_asking(queries)
-        with_payload: bool | list[str] = True if payload_keys is None else list(payload_keys)
+        with_payload = payload_selector(payload_keys)
         requests = [
             models.QueryRequest(
                 query=_query_vector(q.vector),

@@ -52,6 +52,7 @@ def _target_out(operation: OperationTarget) -> TargetOut:
         chunk_size=target.chunking.chunk_size,
         chunk_overlap=target.chunking.chunk_overlap,
         max_file_bytes=target.max_file_bytes,
+        point_ids=int(target.point_ids),
     )
 
 
