@@ -7,7 +7,8 @@ Everything is generated from seeds, batch by batch, so a million chunks never si
 
 BENCH_STORE_SIZES (default 100000,1000000), BENCH_STORE_LOCAL_MAX (the largest size local mode is asked to
 hold; default 100000), BENCH_STORE_QUERIES (default 200) and BENCH_STORE_MODE_SECONDS (the time one backend may
-spend on one query mode; default 30) size a run.
+spend on one query mode; default 30) size a run; BENCH_STORE_MEMORY (warm or low, as SEMANTIK_STORE_MEMORY;
+default warm) shapes edge's collections.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme, point_id
 from semantik.core.search.fusion import Fusion, Ranked, fuse
 from semantik.core.search.sparse import SparseVector
 from semantik.core.services.search import COLLAPSE_KEYS
-from semantik.core.store.backend import StoreEngine, VectorBackend, open_backend
+from semantik.core.store.backend import StoreEngine, StoreMemory, VectorBackend, open_backend
 from semantik.core.store.vectors import DENSE, SPARSE, ChunkPoint, RetrieverQuery, SearchFilter
 
 SIZES = [int(s) for s in os.environ.get("BENCH_STORE_SIZES", "100000,1000000").split(",") if s]
@@ -42,6 +43,7 @@ QUERIES = int(os.environ.get("BENCH_STORE_QUERIES", "200"))
 MODE_SECONDS = float(os.environ.get("BENCH_STORE_MODE_SECONDS", "30"))
 MIN_QUERIES = 5
 STORE_DIR = os.environ.get("BENCH_STORE_DIR") or None
+MEMORY = StoreMemory(os.environ.get("BENCH_STORE_MEMORY", StoreMemory.WARM.value))
 SEED = 16
 COLLECTION = "bench"
 DIM = 384
@@ -68,7 +70,7 @@ Vectors = npt.NDArray[np.float32]
 
 
 def open_store(engine: str, path: Path) -> VectorBackend:
-    return open_backend(url=None, path=path, engine=StoreEngine(engine))
+    return open_backend(url=None, path=path, engine=StoreEngine(engine), memory=MEMORY)
 
 
 # -- the synthetic corpus -------------------------------------------------------------------------------------
@@ -489,7 +491,10 @@ def verdict(ok: bool) -> str:
 async def main() -> None:
     centres = topic_centres()
     local: tuple[int, dict[str, Any]] | None = None
-    print(f"{QUERIES} queries per mode (fewer where one mode passes {MODE_SECONDS:g} s); CPU shared, figures noisy")
+    print(
+        f"{QUERIES} queries per mode (fewer where one mode passes {MODE_SECONDS:g} s); edge memory {MEMORY.value}; "
+        "CPU shared, figures noisy"
+    )
     for size in sorted(SIZES):
         if size % BATCH:
             raise SystemExit(f"BENCH_STORE_SIZES: {size} is not a multiple of {BATCH}")

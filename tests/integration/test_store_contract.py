@@ -1,7 +1,8 @@
 """One contract for every vector store engine: what indexing, search, reindex and backfill rely on.
 
-Run against each engine that runs here: edge (qdrant-edge in process) and qdrant-local (qdrant-client's local
-mode). A Qdrant server cannot run on this machine; the cluster tests exercise that engine.
+Run against each engine that runs here: edge (qdrant-edge in process; its collections warm or low on memory)
+and qdrant-local (qdrant-client's local mode). A Qdrant server cannot run on this machine; the cluster tests
+exercise that engine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from semantik.core.errors import BackendUnavailableError
 from semantik.core.search.sparse import SparseVector
-from semantik.core.store.backend import StoreEngine, VectorBackend, open_backend
+from semantik.core.store.backend import StoreEngine, StoreMemory, VectorBackend, open_backend
 from semantik.core.store.vectors import DENSE, SPARSE, ChunkPoint, RetrieverQuery, SearchFilter
 
 NAME = "semantik-docs"
@@ -54,18 +55,27 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(params=[StoreEngine.EDGE, StoreEngine.QDRANT_LOCAL])
-def engine(request: pytest.FixtureRequest) -> StoreEngine:
-    engine: StoreEngine = request.param
+Engine = tuple[StoreEngine, StoreMemory]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param((StoreEngine.EDGE, StoreMemory.WARM), id="edge"),
+        pytest.param((StoreEngine.EDGE, StoreMemory.LOW), id="edge-low-memory"),
+        pytest.param((StoreEngine.QDRANT_LOCAL, StoreMemory.WARM), id="qdrant-local"),
+    ]
+)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    engine: Engine = request.param
     return engine
 
 
-def open_store(engine: StoreEngine, path: Path) -> VectorBackend:
-    return open_backend(url=None, path=path, engine=engine)
+def open_store(engine: Engine, path: Path) -> VectorBackend:
+    return open_backend(url=None, path=path, engine=engine[0], memory=engine[1])
 
 
 @pytest.fixture
-async def store(engine: StoreEngine, tmp_path: Path) -> AsyncIterator[VectorBackend]:
+async def store(engine: Engine, tmp_path: Path) -> AsyncIterator[VectorBackend]:
     opened = open_store(engine, tmp_path / "store")
     try:
         yield opened
@@ -202,7 +212,7 @@ async def test_an_alias_swap_moves_readers_and_retires_old_generations(store: Ve
     assert await store.aliases() == {} and await store.collection_names() == set()
 
 
-async def test_the_store_outlives_its_process_and_admits_one_opener(engine: StoreEngine, tmp_path: Path) -> None:
+async def test_the_store_outlives_its_process_and_admits_one_opener(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "store"
     first = await filled(open_store(engine, path))
     await first.ensure_collection(f"{NAME}.g2", DIM)

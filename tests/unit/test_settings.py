@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from semantik.core.pipeline.chunk import MAX_CHUNK_CHARS
 from semantik.core.settings import Settings, is_loopback
-from semantik.core.store.backend import StoreEngine
+from semantik.core.store.backend import StoreEngine, StoreMemory
 from semantik.embedder.settings import EmbedderSettings
 from semantik.worker.config import WorkerConfig
 from semantik_operator.settings import OperatorSettings
@@ -34,6 +34,7 @@ def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     # Edge is the embedded engine, in a directory of its own; local mode, when chosen, keeps its old one.
     assert settings.store_engine is StoreEngine.EDGE
     assert settings.resolved_store_path == tmp_path / ".local/share/semantik/store-edge"
+    assert settings.store_memory is StoreMemory.WARM
     local = Settings(store_engine="qdrant-local")
     assert local.resolved_store_path == settings.resolved_qdrant_path
     assert (settings.resolved_model_path / "config.json").is_file()
@@ -44,7 +45,9 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMANTIK_DATABASE_URL", "postgresql+asyncpg://u:p@db:5432/s")
     monkeypatch.setenv("SEMANTIK_HOST", "0.0.0.0")
     monkeypatch.setenv("SEMANTIK_CHUNK_STRATEGY", "markdown")
+    monkeypatch.setenv("SEMANTIK_STORE_MEMORY", "low")
     settings = Settings()
+    assert settings.store_memory is StoreMemory.LOW
     assert settings.resolved_database_url == "postgresql+asyncpg://u:p@db:5432/s"
     assert settings.auth_required
     assert settings.chunk_strategy == "markdown"
@@ -57,7 +60,12 @@ def test_auth_can_be_forced_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SEMANTIK_PORT", "0"), ("SEMANTIK_EMBED_BATCH_TOKENS", "-1"), ("SEMANTIK_CHUNK_STRATEGY", "sentences")],
+    [
+        ("SEMANTIK_PORT", "0"),
+        ("SEMANTIK_EMBED_BATCH_TOKENS", "-1"),
+        ("SEMANTIK_CHUNK_STRATEGY", "sentences"),
+        ("SEMANTIK_STORE_MEMORY", "tiny"),
+    ],
 )
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

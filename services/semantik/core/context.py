@@ -145,6 +145,7 @@ async def open_semantik(
             path=settings.resolved_store_path,
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
             engine=settings.store_engine,
+            memory=settings.store_memory,
         )
         if settings.qdrant_url is None and settings.mode is Mode.EMBEDDED:
             # The embedded store is locked to this process, and in embedded mode this process runs every

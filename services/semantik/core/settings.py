@@ -17,7 +17,7 @@ from semantik.core.embedding import EmbedBackend, Precision
 from semantik.core.errors import InvalidInputError
 from semantik.core.pipeline.chunk import ChunkStrategy
 from semantik.core.pipeline.roots import SourceRoots
-from semantik.core.store.backend import StoreEngine
+from semantik.core.store.backend import StoreEngine, StoreMemory
 
 if TYPE_CHECKING:
     from semantik.core.pipeline.sandbox import SandboxLimits
@@ -148,6 +148,12 @@ class Settings(ExtractionSettings):
         default=StoreEngine.EDGE,
         description="Engine of the embedded store: edge (qdrant-edge, indexed, in <data_dir>/store-edge) or "
         "qdrant-local (qdrant-client's local mode, an exact scan, in qdrant_path).",
+    )
+    store_memory: StoreMemory = Field(
+        default=StoreMemory.WARM,
+        description="Memory of the embedded edge store's collections made from now on: warm (the vectors each "
+        "search rescores are read into memory when the store opens: faster searches) or low (read on first "
+        "touch: about a third less resident memory, about 1 ms more per search at a million chunks).",
     )
     qdrant_path: Path | None = Field(
         default=None, description="Directory of Qdrant's local-mode store; default <data_dir>/qdrant."
