@@ -34,7 +34,7 @@ class StoreMemory(StrEnum):
 
     WARM = "warm"
     """The float vectors each search rescores are read into the page cache when a shard opens: the faster
-    searches (at a million chunks on the 2-core machine: p50 <= 5 ms in every mode, RSS 2.8 GB)."""
+    searches (at a million chunks on the slower 2-core machine: p50 4-5 ms in every mode, RSS 2.8 GB)."""
     LOW = "low"
     """Those vectors too are read on first touch: the least memory (RSS 1.9 GB at a million chunks) for
     about 1 ms more per search there, until the vectors searches touch have been read."""
