@@ -30,10 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.report import percentile
-from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme, point_id
+from semantik.core.pipeline.ids import LATEST_SCHEME, point_id
 from semantik.core.search.fusion import Fusion, Ranked, fuse
 from semantik.core.search.sparse import SparseVector
-from semantik.core.services.search import COLLAPSE_KEYS
+from semantik.core.services.search import candidate_payload_keys
 from semantik.core.store.backend import StoreEngine, StoreMemory, VectorBackend, open_backend
 from semantik.core.store.vectors import DENSE, SPARSE, ChunkPoint, RetrieverQuery, SearchFilter
 
@@ -62,7 +62,6 @@ FETCH = 100
 UPSERT_BATCH = 256
 SCHEME = LATEST_SCHEME
 """Point ids as a new collection makes them: they carry their file, so candidates are read without payload."""
-CANDIDATE_PAYLOAD: tuple[str, ...] = () if SCHEME is PointIdScheme.BY_FILE else COLLAPSE_KEYS
 GOAL_P50_MS, GOAL_RECALL, GOAL_RSS_MIB = 5.0, 0.98, 2.5 * 1024
 TEXT_SOURCES = [Path("/usr/share/common-licenses"), Path(__file__).resolve().parent.parent / "docs"]
 
@@ -160,6 +159,7 @@ def chunk_points(batch: Layout, pool: str, cdf: npt.NDArray[np.float64]) -> list
     offsets = np.concatenate([[0], np.cumsum(term_counts * 2)])
     vectors = batch.vectors.tolist()
     points = []
+    ids = batch_ids(batch)
     for i in range(BATCH):
         n = batch.start + i
         path = chunk_path(batch, i)
@@ -169,7 +169,7 @@ def chunk_points(batch: Layout, pool: str, cdf: npt.NDArray[np.float64]) -> list
         start = int(starts[i])
         points.append(
             ChunkPoint(
-                id=point_id(COLLECTION, path, n % FILE_CHUNKS, scheme=SCHEME),
+                id=ids[i],
                 vector=vectors[i],
                 path=path,
                 chunk_index=n % FILE_CHUNKS,
@@ -319,7 +319,7 @@ async def search_once(store: VectorBackend, queries: dict[str, Any], i: int, kin
         retriever_queries(queries, i, kind),
         limit=FETCH,
         search_filter=search_filter(queries, i, by),
-        payload_keys=CANDIDATE_PAYLOAD,
+        payload_keys=candidate_payload_keys(SCHEME),
     )
     if kind == "dense":
         top = [chunk.id for chunk in runs[DENSE][:K]]

@@ -36,8 +36,8 @@ class TargetOut(BaseModel):
     chunk_size: int
     chunk_overlap: int
     max_file_bytes: int
-    point_ids: int = 1
-    """The store collection's point id scheme; a gateway from before schemes makes scheme 1 only."""
+    point_ids: int
+    """The store collection's point id scheme (a worker reading a gateway from before schemes takes 1)."""
 
 
 class KnownDocumentOut(BaseModel):

@@ -39,8 +39,12 @@ MAX_FEEDBACK = 20
 MAX_FETCH = 10_000
 """The most chunks one retriever is asked for while collapsing to files needs more."""
 COLLAPSE_KEYS = ("path",)
-"""All a candidate needs of its payload until it is kept: the file it collapses into. Only collections on
-point ids of the NAMED scheme need it; BY_FILE ids carry their file, and their candidates no payload."""
+"""All a candidate needs of its payload until it is kept: the file it collapses into."""
+
+
+def candidate_payload_keys(scheme: PointIdScheme) -> tuple[str, ...]:
+    """What each candidate is read with: BY_FILE ids carry their file, so nothing; NAMED ones need `path`."""
+    return () if scheme is PointIdScheme.BY_FILE else COLLAPSE_KEYS
 
 
 class Mode(StrEnum):
@@ -273,7 +277,7 @@ async def _search_one(
         )
     weights = {r: w for r, w in (options.weights or {}).items() if r in mode.retrievers}
     by_file = row.point_id_scheme is PointIdScheme.BY_FILE
-    payload_keys = () if by_file else COLLAPSE_KEYS
+    payload_keys = candidate_payload_keys(row.point_id_scheme)
     fetch = max(options.prefetch, depth)
     while True:
         runs = await app.store.retrieve(
