@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import qdrant_edge as qe
+
 from semantik.core.search.sparse import SparseVector
 from semantik.core.store.backend import StoreMemory, open_backend
 from semantik.core.store.edge import COLLECTIONS_DIR
@@ -53,4 +55,15 @@ async def test_new_collections_take_the_stores_memory_and_keep_theirs(tmp_path: 
     for made in (warm, low):
         # Read for the ten hits and the query's terms only: never warmed, whatever the setting.
         assert made["payload_memory"] == "cold" and made["sparse_vectors"][SPARSE]["memory"] == "cold"
-        assert made["vectors"][DENSE]["quantization_config"]["scalar"]["memory"] == "pinned"
+        # What HNSW walks stays in memory: 4-bit codes, half the heap int8 copies would take.
+        assert made["vectors"][DENSE]["quantization_config"]["turbo"] == {"memory": "pinned", "bits": "bits4"}
+
+    for name in ("warm", "low"):
+        shard = qe.EdgeShard.load(str(path / COLLECTIONS_DIR / name))
+        try:
+            indexes = {key: index.params.memory for key, index in shard.info().payload_schema.items() if index.params}
+        finally:
+            shard.close()
+        # Every chunk has a path and folders but only folder filters and one file's writes read them; every
+        # extension filter walks the six extensions' postings.
+        assert indexes == {"path": qe.Memory.Cold, "dirs": qe.Memory.Cold, "ext": qe.Memory.Pinned}, name

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semantik.core.errors import BackendUnavailableError
@@ -152,6 +153,25 @@ async def test_dense_and_sparse_runs_rank_as_a_user_expects(store: VectorBackend
     assert empty == {SPARSE: []}
     thresholded = await store.retrieve(NAME, [RetrieverQuery(DENSE, unit(1, 0, 0, 0), score_threshold=0.5)], limit=5)
     assert [c.payload["path"] for c in thresholded[DENSE]] == ["docs/api/auth.md", "docs/api/errors.md"]
+
+
+async def test_a_retriever_asked_for_a_few_chunks_returns_the_nearest_few(store: VectorBackend) -> None:
+    # Engines that search compressed copies rank near ties loosely; asked for few, they must still answer with
+    # the true nearest, as exact cosines over the float vectors rank them.
+    rng = np.random.default_rng(16)
+    vectors = rng.standard_normal((2000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    await store.ensure_collection("many", 384)
+    points = [chunk(n, f"f/{n}.md", vector.tolist(), {1: 1.0}) for n, vector in enumerate(vectors)]
+    for start in range(0, len(points), 500):
+        await store.upsert("many", points[start : start + 500])
+    for probe in range(0, 2000, 100):
+        query = vectors[probe] + 0.6 * rng.standard_normal(384).astype(np.float32)
+        query /= np.linalg.norm(query)
+        exact = np.argsort(-(vectors @ query), kind="stable")[:5]
+        found = await store.retrieve("many", [RetrieverQuery(DENSE, query.tolist())], limit=5, payload_keys=())
+        assert [c.id for c in found[DENSE]] == [point_id(int(n)) for n in exact], probe
+        assert [c.score for c in found[DENSE]] == pytest.approx((vectors[exact] @ query).tolist(), abs=1e-4)
 
 
 async def test_a_search_reads_the_named_payload_keys_of_candidates_and_the_whole_payload_of_its_hits(

@@ -27,7 +27,7 @@ from qdrant_client import models
 
 from semantik.core.errors import SemantikError
 from semantik.core.search.sparse import SparseVector
-from semantik.core.store.edge import COLLECTIONS_DIR, INDEXED_KEYS, EdgeVectorStore
+from semantik.core.store.edge import COLLECTIONS_DIR, EdgeVectorStore, create_payload_indexes
 from semantik.core.store.vectors import DENSE, ChunkPoint, StoredPoint, VectorStore
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,7 @@ def _create_legacy_collection(store: Path, name: str, dimension: int) -> None:
     shard = qe.EdgeShard.create(
         str(staging), qe.EdgeConfig(vectors={"": qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
     )
-    for key in INDEXED_KEYS:
-        shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
+    create_payload_indexes(shard)
     shard.flush()
     shard.close()
     os.replace(staging, collections / name)
