@@ -29,15 +29,17 @@ class StoreEngine(StrEnum):
 class StoreMemory(StrEnum):
     """How much of an embedded (edge) store collection stays resident; fixed when the collection is made.
 
-    Payloads and the keyword index are read on first touch either way: a search reads the payloads of its
-    ten hits and the postings of its query's terms, nothing else of them (docs/search.md)."""
+    Payloads, the sparse index and the path and folder indexes are read on first touch either way: a search
+    reads the payloads of its ten hits, the postings of its query's terms and of its folder filter, nothing
+    else of them (docs/search.md)."""
 
     WARM = "warm"
     """The float vectors each search rescores are read into the page cache when a shard opens: the faster
-    searches (at a million chunks on the slower 2-core machine: p50 4-5 ms in every mode, RSS 2.8 GB)."""
+    searches (at a million chunks on the slower 2-core machine: p50 dense 4.2 ms, hybrid 4.6-6 ms, RSS
+    2.35 GB)."""
     LOW = "low"
-    """Those vectors too are read on first touch: the least memory (RSS 1.9 GB at a million chunks) for
-    about 1 ms more per search there, until the vectors searches touch have been read."""
+    """Those vectors too are read on first touch: the least memory (RSS 1.4 GB at a million chunks) for
+    1-2 ms more per dense search there, until the vectors searches touch have been read."""
 
 
 class VectorBackend(Protocol):
