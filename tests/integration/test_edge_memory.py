@@ -52,13 +52,11 @@ async def test_new_collections_take_the_stores_memory_and_keep_theirs(tmp_path: 
     warm, low = layout(path, "warm"), layout(path, "low")
     assert warm["vectors"][DENSE]["memory"] == "cached", "the vectors searches rescore are warmed"
     assert low["vectors"][DENSE]["memory"] == "cold", "the vectors searches rescore are read on touch"
-    for made in (warm, low):
+    for name, made in (("warm", warm), ("low", low)):
         # Read for the ten hits and the query's terms only: never warmed, whatever the setting.
         assert made["payload_memory"] == "cold" and made["sparse_vectors"][SPARSE]["memory"] == "cold"
         # What HNSW walks stays in memory: 4-bit codes, half the heap int8 copies would take.
         assert made["vectors"][DENSE]["quantization_config"]["turbo"] == {"memory": "pinned", "bits": "bits4"}
-
-    for name in ("warm", "low"):
         shard = qe.EdgeShard.load(str(path / COLLECTIONS_DIR / name))
         try:
             indexes = {key: index.params.memory for key, index in shard.info().payload_schema.items() if index.params}

@@ -153,7 +153,7 @@ class Settings(ExtractionSettings):
         default=StoreMemory.WARM,
         description="Memory of the embedded edge store's collections made from now on: warm (the vectors each "
         "search rescores are read into memory when the store opens: faster searches) or low (read on first "
-        "touch: about a third less resident memory, about 1 ms more per search at a million chunks).",
+        "touch: at a million chunks 1.4 GB resident instead of 2.35, 1-2 ms more per dense search).",
     )
     qdrant_path: Path | None = Field(
         default=None, description="Directory of Qdrant's local-mode store; default <data_dir>/qdrant."

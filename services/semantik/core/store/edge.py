@@ -34,6 +34,7 @@ from semantik.core.store.backend import StoreMemory
 from semantik.core.store.placement import StorePlacement
 from semantik.core.store.vectors import (
     DENSE,
+    INDEXED_KEYS,
     SPARSE,
     ChunkPoint,
     RetrieverQuery,
@@ -68,11 +69,12 @@ so 183 MiB less heap at a million chunks, with recall@10 there still 0.991-1.000
 copies, which collections made before keep, took a search at 200k chunks from 0.63 ms on floats to 0.26."""
 
 
-PAYLOAD_INDEXES: dict[str, qe.Memory] = {"path": qe.Memory.Cold, "dirs": qe.Memory.Cold, "ext": qe.Memory.Pinned}
-"""Where each keyword index lives. `path` and `dirs` hold a value or more for every chunk, yet a search reads
-them only for a folder filter and a write only for one file's chunks: read on touch (with `ext`), they left
-the heap 371 MiB smaller at a million chunks. `ext` holds six values whose postings every extension filter
-walks; read on touch it took those searches from ≈ 3.5 to 5.4 ms there, so it stays in memory."""
+INDEXES_IN_MEMORY = frozenset({"ext"})
+"""The keyword indexes kept in memory; the others are read on touch. `path` and `dirs` hold a value or more
+for every chunk, yet a search reads them only for a folder filter and a write only for one file's chunks:
+read on touch (with `ext`), they left the heap 371 MiB smaller at a million chunks. `ext` holds six values
+whose postings every extension filter walks; read on touch it took those searches from ≈ 3.5 to 5.4 ms
+there, so it stays in memory."""
 
 
 def build_due(built: int, unbuilt: int) -> bool:
@@ -200,8 +202,9 @@ def shard_config(dimension: int, memory: StoreMemory) -> qe.EdgeConfig:
 
 
 def create_payload_indexes(shard: qe.EdgeShard) -> None:
-    """The keyword indexes filters and deletes by file use, each where PAYLOAD_INDEXES puts it."""
-    for key, memory in PAYLOAD_INDEXES.items():
+    """The keyword indexes filters and deletes by file use, each where INDEXES_IN_MEMORY puts it."""
+    for key in INDEXED_KEYS:
+        memory = qe.Memory.Pinned if key in INDEXES_IN_MEMORY else qe.Memory.Cold
         shard.update(qe.UpdateOperation.create_field_index(key, qe.KeywordIndexParams(memory=memory)))
 
 

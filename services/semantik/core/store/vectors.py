@@ -22,6 +22,8 @@ from semantik.core.store.placement import StorePlacement
 
 DENSE = "dense"
 SPARSE = "sparse"
+INDEXED_KEYS = ("path", "dirs", "ext")
+"""The payload keys filters and deletes by file match on: every engine keeps a keyword index of each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ class VectorStore:
         with warnings.catch_warnings():
             # Local mode ignores payload indexes and says so; a Qdrant server needs them for filters.
             warnings.simplefilter("ignore", UserWarning)
-            for key in ("path", "dirs", "ext"):
+            for key in INDEXED_KEYS:
                 await self._client.create_payload_index(name, key, models.PayloadSchemaType.KEYWORD)
 
     async def drop_collection(self, name: str) -> None:
