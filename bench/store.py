@@ -33,7 +33,12 @@ from bench.report import percentile
 from semantik.core.pipeline.ids import LATEST_SCHEME, point_id
 from semantik.core.search.fusion import Fusion, Ranked, fuse
 from semantik.core.search.sparse import SparseVector
-from semantik.core.services.search import candidate_payload_keys
+from semantik.core.services.search import (
+    DEFAULT_FEEDBACK,
+    DEFAULT_FEEDBACK_WEIGHT,
+    candidate_payload_keys,
+    rocchio,
+)
 from semantik.core.store.backend import StoreEngine, StoreMemory, VectorBackend, open_backend
 from semantik.core.store.vectors import DENSE, SPARSE, ChunkPoint, RetrieverQuery, SearchFilter
 
@@ -206,7 +211,10 @@ MODES = [
     ("hybrid", None),
     ("hybrid", "dir"),
     ("hybrid", "ext"),
+    ("feedback", None),
 ]
+"""`feedback` is a hybrid search as the search service makes it by default: hybrid, then pseudo-relevance
+feedback's second dense search. The store goals are per store search, so it is reported beside them."""
 
 
 def make_queries(size: int, centres: Vectors) -> dict[str, Any]:
@@ -312,20 +320,27 @@ def search_filter(queries: dict[str, Any], i: int, by: str | None) -> SearchFilt
 
 async def search_once(store: VectorBackend, queries: dict[str, Any], i: int, kind: str, by: str | None) -> list[str]:
     """One search as search.py issues it: every retriever's 100 best in one call (their ids carry their files,
-    so no payload), fused with DBSF, then the whole payload of the top 10. Not collapsed to files, so that
+    so no payload), fused with DBSF (for `feedback`, then the dense query moved towards the best 3 fused chunks
+    and asked again, and fused anew), then the whole payload of the top 10. Not collapsed to files, so that
     recall compares chunks with the exact scan's; the collapse itself is a dict lookup per candidate."""
-    runs = await store.retrieve(
-        COLLECTION,
-        retriever_queries(queries, i, kind),
-        limit=FETCH,
-        search_filter=search_filter(queries, i, by),
-        payload_keys=candidate_payload_keys(SCHEME),
-    )
+    retrievers = retriever_queries(queries, i, kind)
+    search_filter_ = search_filter(queries, i, by)
+    keys = candidate_payload_keys(SCHEME)
+    runs = await store.retrieve(COLLECTION, retrievers, limit=FETCH, search_filter=search_filter_, payload_keys=keys)
     if kind == "dense":
         top = [chunk.id for chunk in runs[DENSE][:K]]
     else:
         ranked = {name: [Ranked(c.id, c.score) for c in run] for name, run in runs.items()}
-        top = [f.id for f in fuse(Fusion.DBSF, ranked)[:K]]
+        fused = fuse(Fusion.DBSF, ranked)
+        if kind == "feedback" and fused:
+            vectors = await store.dense_vectors(COLLECTION, [f.id for f in fused[:DEFAULT_FEEDBACK]])
+            moved = rocchio(queries["vectors"][i], vectors, DEFAULT_FEEDBACK_WEIGHT)
+            second = await store.retrieve(
+                COLLECTION, [RetrieverQuery(DENSE, moved)], limit=FETCH, search_filter=search_filter_, payload_keys=keys
+            )
+            ranked[DENSE] = [Ranked(c.id, c.score) for c in second[DENSE]]
+            fused = fuse(Fusion.DBSF, ranked)
+        top = [f.id for f in fused[:K]]
     payloads = await store.payloads(COLLECTION, top)
     return [point for point in top if point in payloads]
 
@@ -366,7 +381,7 @@ async def query(backend: str, size: int, path: Path, queries: dict[str, Any]) ->
 
 
 def mode_name(kind: str, by: str | None) -> str:
-    return kind + {None: "", "dir": ", folder", "ext": ", extension"}[by]
+    return {"feedback": "hybrid + feedback"}.get(kind, kind) + {None: "", "dir": ", folder", "ext": ", extension"}[by]
 
 
 def child(argv: list[str]) -> None:
@@ -458,6 +473,7 @@ def print_local_estimate(size: int, measured: int, local: dict[str, Any]) -> Non
 def print_goals(size: int, edge: dict[str, Any], exact: dict[str, list[list[str]]]) -> None:
     modes = edge["query"]["modes"]
     p50 = {name: percentile(mode["seconds"], 50) * 1000 for name, mode in modes.items()}
+    default_search = p50.pop(mode_name("feedback", None))
     slowest = max(p50, key=lambda n: p50[n])
     recalls = {
         mode_name("dense", by): recall(modes[mode_name("dense", by)]["found"], exact[by or "none"])
@@ -470,6 +486,10 @@ def print_goals(size: int, edge: dict[str, Any], exact: dict[str, list[list[str]
     print(
         f"  search p50 <= {GOAL_P50_MS:g} ms: dense {p50['dense']:.2f} ms {verdict(p50['dense'] <= GOAL_P50_MS)}; "
         f"slowest mode ({slowest}) {p50[slowest]:.2f} ms {verdict(p50[slowest] <= GOAL_P50_MS)}"
+    )
+    print(
+        f"  (a search as the search service makes it by default, hybrid + feedback, is two store searches: "
+        f"{default_search:.2f} ms)"
     )
     print(
         f"  recall@10 >= {GOAL_RECALL}: unfiltered {recalls['dense']:.3f} "
