@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from semantik.core.access import Role
 from semantik.core.context import open_semantik
@@ -206,3 +208,38 @@ async def test_each_event_is_also_one_json_log_line(
     }
     assert datetime.fromisoformat(logged["at"]) == datetime.fromisoformat(stored["at"])
     assert (logged["principal"], logged["outcome"], logged["status"]) == (callers.reader.principal, "denied", 403)
+
+
+def unstored(metrics: httpx.Response) -> float:
+    [family] = [f for f in text_string_to_metric_families(metrics.text) if f.name == "semantik_audit_events_unstored"]
+    return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
+
+
+async def test_a_mutation_whose_audit_row_cannot_be_written_still_happens_is_logged_and_counted(
+    secured: Settings, embedder: CountingEmbedder, callers: Callers, audit_lines: list[logging.LogRecord]
+) -> None:
+    app = create_app(secured, embedder=embedder)
+    async for client in open_client(app):
+        client.headers.update(callers.admin.headers)
+        engine = app.state.semantik.engine
+        before = unstored(await client.get("/metrics"))
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+
+        created = await client.post("/api/v1/collections", json={"name": "handbook"})
+
+        assert created.status_code == 201, created.text
+        assert (await client.get("/api/v1/collections/handbook")).status_code == 200
+        assert unstored(await client.get("/metrics")) == before + 1
+        [line] = audit_lines
+        assert json.loads(line.getMessage())["action"] == "collection.create"
+
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+        assert (await client.delete("/api/v1/collections/handbook")).status_code == 204
+
+        # The trail stores again once the table is back; only the event it could not store is counted.
+        assert [brief(event) for event in await trail(client)] == [
+            (callers.admin.principal, "collection.delete", "handbook", "succeeded", 204)
+        ]
+        assert unstored(await client.get("/metrics")) == before + 1

@@ -22,6 +22,7 @@ from semantik.core.context import Semantik
 from semantik.core.db.models import utcnow
 from semantik.core.errors import ForbiddenError, OutOfScopeError, UnauthorizedError
 from semantik.core.services.audit import ANONYMOUS, AuditRecord, Outcome, record
+from semantik.gateway import metrics
 from semantik.gateway.routing import matched_route
 
 log = logging.getLogger(__name__)
@@ -195,5 +196,7 @@ class AuditTrail:
         semantik: Semantik | None = getattr(scope["app"].state, "semantik", None)
         if semantik is None:
             log.error("audit event not stored: the app has no database open: %s", event)
+            metrics.AUDIT_EVENTS_UNSTORED.inc()
             return
-        await record(semantik, event)
+        if not await record(semantik, event):
+            metrics.AUDIT_EVENTS_UNSTORED.inc()

@@ -19,3 +19,7 @@ SEARCH_SECONDS = Histogram(
 OPERATIONS = Counter("semantik_index_operations_total", "Index operations that ended.", ["status"])
 INDEXED_CHUNKS = Counter("semantik_indexed_chunks_total", "Chunks embedded and stored.")
 INDEXED_FILES = Counter("semantik_indexed_files_total", "Files processed by index operations.", ["result"])
+AUDIT_EVENTS_UNSTORED = Counter(
+    "semantik_audit_events_unstored_total",
+    "Audit events whose database insert failed: only the semantik.audit log line holds them.",
+)

@@ -6,8 +6,9 @@ Each event goes to two sinks: one JSON line on the `semantik.audit` logger, then
 Failing open, on purpose: an event is recorded once its response is known, so the mutation has already
 happened and cannot be taken back, and refusing the next mutations because the audit table is unwritable
 would turn a storage fault into an outage of every write. The log line is written first and does not
-touch the database, so a failed insert loses no event: it is logged at ERROR beside the line, for the
-operator to alert on. A deployment that must not mutate without a stored record would need the record
+touch the database, so a failed insert loses no event: it is logged at ERROR beside the line, and
+`record` says so, for the gateway to count (`semantik_audit_events_unstored_total`) and the operator to
+alert on. A deployment that must not mutate without a stored record would need the record
 written in the mutation's own transaction, which this trail does not claim.
 """
 
@@ -96,8 +97,9 @@ def log_line(event: AuditRecord) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-async def record(app: Semantik, event: AuditRecord) -> None:
-    """Log the event, then store it. Never raises: see the module's note on failing open."""
+async def record(app: Semantik, event: AuditRecord) -> bool:
+    """Log the event, then store it: False when only the log line holds it. Never raises: see the module's
+    note on failing open."""
     event = fitted(event)
     trail.info(log_line(event))
     try:
@@ -116,6 +118,8 @@ async def record(app: Semantik, event: AuditRecord) -> None:
                 )
     except Exception:
         log.exception("AUDIT EVENT NOT STORED (it is in the semantik.audit log only): %s", log_line(event))
+        return False
+    return True
 
 
 async def list_events(
