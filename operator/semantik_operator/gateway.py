@@ -21,6 +21,11 @@ class GatewayError(Exception):
     def unreachable(self) -> bool:
         return self.status is None or self.status >= 500
 
+    @property
+    def owned_by_another(self) -> bool:
+        """The store name is another Collection's (see contracts.naming.owner_name)."""
+        return self.status == 409 and self.field == "owner"
+
 
 class Gateway:
     def __init__(self, base_url: str, token: str | None, *, timeout: float = 15.0) -> None:
@@ -32,23 +37,30 @@ class Gateway:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def ensure_collection(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("PUT", f"/collections/{name}", json=body)
+    # `owner` (contracts.naming.owner_name) on every call about a collection: the gateway refuses, 409 on the
+    # field `owner`, a collection that belongs to another Collection whose store name collides with this one's.
 
-    async def collection(self, name: str) -> dict[str, Any] | None:
+    async def ensure_collection(self, name: str, body: dict[str, Any], *, owner: str) -> dict[str, Any]:
+        return await self._call("PUT", f"/collections/{name}", json=body, params={"owner": owner})
+
+    async def collection(self, name: str, *, owner: str | None = None) -> dict[str, Any] | None:
+        """None when there is none; `owner` None only for the startup probe, which reads no collection."""
         try:
-            return await self._call("GET", f"/collections/{name}")
+            params = {"owner": owner} if owner is not None else {}
+            return await self._call("GET", f"/collections/{name}", params=params)
         except GatewayError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    async def drop_collection(self, name: str) -> None:
-        await self._call("DELETE", f"/collections/{name}")
+    async def drop_collection(self, name: str, *, owner: str) -> None:
+        await self._call("DELETE", f"/collections/{name}", params={"owner": owner})
 
-    async def open_operation(self, name: str, *, key: str, full: bool, reindex: bool = False) -> dict[str, Any]:
+    async def open_operation(
+        self, name: str, *, owner: str, key: str, full: bool, reindex: bool = False
+    ) -> dict[str, Any]:
         body = {"key": key, "full": full, "reindex": reindex}
-        return await self._call("POST", f"/collections/{name}/operations", json=body)
+        return await self._call("POST", f"/collections/{name}/operations", json=body, params={"owner": owner})
 
     async def operation(self, operation_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/operations/{operation_id}")

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from semantik.contracts.models import UnknownModelError, model_spec
-from semantik.contracts.naming import store_name
+from semantik.contracts.naming import owner_name, store_name
 from semantik.contracts.queue import queue_name
 from semantik_operator import metrics
 from semantik_operator.builders.common import API_VERSION
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 COLLECTIONS = (API_VERSION.split("/")[0], "v1alpha1", "collections")
 INDEXJOBS = (API_VERSION.split("/")[0], "v1alpha1", "indexjobs")
 RETRY_GATEWAY_SECONDS = 30
+RETRY_NAME_TAKEN_SECONDS = 300
+"""A store name another Collection holds frees only when that one is deleted or this one renamed."""
 
 
 def _now() -> datetime:
@@ -121,8 +123,13 @@ async def reconcile_collection(
             embedder_url=embedder_url(embedder, namespace, settings.embedder_url_template),
         )
         try:
-            view = await gateway.ensure_collection(store, request)
+            view = await gateway.ensure_collection(store, request, owner=owner_name(namespace, name))
         except GatewayError as exc:
+            if exc.owned_by_another:
+                kopf.warn(body, reason="StoreNameTaken", message=str(exc))
+                condition = Condition("StoreReady", False, "StoreNameTaken", str(exc))
+                _write_status(patch, status, meta, [condition], indexing=False)
+                raise kopf.TemporaryError(str(exc), delay=RETRY_NAME_TAKEN_SECONDS) from exc
             if exc.status == 409:
                 # A reindex to an earlier spec is running: this one is prepared once that ends.
                 kopf.info(body, reason="ReindexBusy", message=str(exc))
@@ -252,11 +259,13 @@ async def observe_collection(
         f"{ready}/{wanted} embedder pods ready" if deployment else "the embedder Deployment is missing",
     )
     try:
-        view = await gateway.collection(store_name(namespace, name))
+        view = await gateway.collection(store_name(namespace, name), owner=owner_name(namespace, name))
         store = Condition("StoreReady", view is not None, "Ensured" if view else "Missing", "store collection present")
     except GatewayError as exc:
         view = None
-        store = Condition("StoreReady", False, "GatewayUnreachable", str(exc))
+        store = Condition(
+            "StoreReady", False, "StoreNameTaken" if exc.owned_by_another else "GatewayUnreachable", str(exc)
+        )
     job = (
         await kube.get(API_VERSION, "IndexJob", status.get("lastIndexJob", ""), namespace)
         if status.get("lastIndexJob")
@@ -372,8 +381,11 @@ async def _drop_index(
         kopf.info(body, reason="Retained", message="the index and its metadata are kept (retainOnDelete)")
         return
     try:
-        await gateway.drop_collection(store_name(namespace, name))
+        await gateway.drop_collection(store_name(namespace, name), owner=owner_name(namespace, name))
     except GatewayError as exc:
+        if exc.owned_by_another:
+            kopf.info(body, reason="NotDropped", message=f"nothing dropped: the index is another's: {exc}")
+            return
         if retry + 1 >= settings.delete_attempts:
             kopf.warn(
                 body,
@@ -423,7 +435,11 @@ async def start_index_job(
         store = store_name(namespace, parsed.collection_ref.name)
         try:
             operation = await gateway.open_operation(
-                store, key=meta["uid"], full=parsed.mode is IndexMode.FULL, reindex=parsed.mode is IndexMode.REINDEX
+                store,
+                owner=owner_name(namespace, parsed.collection_ref.name),
+                key=meta["uid"],
+                full=parsed.mode is IndexMode.FULL,
+                reindex=parsed.mode is IndexMode.REINDEX,
             )
         except GatewayError as exc:
             if exc.unreachable or exc.status == 404:

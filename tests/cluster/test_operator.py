@@ -118,6 +118,10 @@ def get(cluster: Cluster, kind: str, name: str) -> dict[str, Any] | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
+def events_of(cluster: Cluster, name: str) -> str:
+    return cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", f"involvedObject.name={name}").stdout
+
+
 def apply_collection(cluster: Cluster, name: str, sources_root: Path, **spec: Any) -> None:
     body = {
         "apiVersion": "semantik.io/v1alpha1",
@@ -259,6 +263,33 @@ def test_unknown_model_is_ready_false_with_a_reason(cluster: Cluster, operator: 
     events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.name=mystery").stdout
     assert "InvalidModel" in events
     cluster.kubectl("-n", NAMESPACE, "delete", "collection", "mystery")
+
+
+def test_a_collection_whose_store_name_another_holds_is_refused_and_its_deletion_drops_nothing(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    # Collection `docs` of namespace `<NAMESPACE>-a` maps to the store name of this namespace's `a-docs`.
+    url = f"{stack.gateway_url}/internal/v1/collections/{store_name(NAMESPACE + '-a', 'docs')}"
+    auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+    holder = {"owner": f"{NAMESPACE}-a/docs"}
+    held = httpx.put(url, params=holder, headers=auth, json={"source_path": str(sources_root), "model": MINILM})
+    assert held.status_code == 201, held.text
+    try:
+        apply_collection(cluster, "a-docs", sources_root)
+        store = wait("StoreReady=False", lambda: condition(get(cluster, "collection", "a-docs"), "StoreReady") or None)
+        assert store["status"] == "False" and store["reason"] == "StoreNameTaken", store
+        assert f"{NAMESPACE}-a/docs" in store["message"]
+        assert condition(get(cluster, "collection", "a-docs"), "Ready")["status"] == "False"
+        assert not (get(cluster, "collection", "a-docs") or {}).get("status", {}).get("lastIndexJob")
+
+        cluster.kubectl("-n", NAMESPACE, "delete", "collection", "a-docs", "--timeout=60s")
+        events = wait(
+            "the deletion's Event", lambda: got if "NotDropped" in (got := events_of(cluster, "a-docs")) else None
+        )
+        assert "StoreNameTaken" in events
+        assert httpx.get(url, params=holder, headers=auth).status_code == 200  # the holder's index stands
+    finally:
+        httpx.delete(url, params=holder, headers=auth)
 
 
 def test_a_host_path_outside_the_allowed_list_is_refused(

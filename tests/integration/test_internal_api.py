@@ -15,6 +15,7 @@ import pytest
 from semantik.contracts.vectors import encode_vector
 from semantik.core.pipeline.ids import LATEST_SCHEME, PointIdScheme, point_id
 from tests.integration.conftest import CountingEmbedder
+from tests.integration.test_gateway import assert_error
 from tests.support.gateway import service_gateway
 
 TOKEN = "internal-secret"
@@ -203,6 +204,48 @@ async def test_operator_calls_are_idempotent(gateway: httpx.AsyncClient, tmp_pat
     assert (await gateway.get(f"/internal/v1/operations/{operation_id}", headers=AUTH)).status_code == 404
     assert (await gateway.delete(url, headers=AUTH)).status_code == 204
     assert (await gateway.get(url, headers=AUTH)).status_code == 404
+
+
+async def test_a_store_name_two_collections_map_to_stays_with_the_first_and_nothing_of_it_changes(
+    gateway: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # `team-a` + `docs` and `team` + `a-docs` make the same store name.
+    body = {"source_path": str(tmp_path), "include": ["docs/**"], "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    url = "/internal/v1/collections/team-a-docs"
+    first, second = {"owner": "team-a/docs"}, {"owner": "team/a-docs"}
+    assert (await gateway.put(url, json=body, params=first, headers=AUTH)).status_code == 201
+
+    refusals = [
+        await gateway.put(url, json={**body, "include": ["secrets/**"]}, params=second, headers=AUTH),
+        await gateway.get(url, params=second, headers=AUTH),
+        await gateway.post(f"{url}/operations", json={"key": "uid-x", "full": True}, params=second, headers=AUTH),
+        await gateway.delete(url, params=second, headers=AUTH),
+    ]
+    for refused in refusals:
+        error = assert_error(refused, 409, "conflict", "owner")
+        assert "team-a/docs" in error["message"] and "rename" in error["message"]
+
+    kept = await gateway.get(url, params=first, headers=AUTH)
+    assert kept.status_code == 200 and kept.json()["include"] == ["docs/**"]
+    opened = await gateway.post(f"{url}/operations", json={"key": "uid-1"}, params=first, headers=AUTH)
+    assert opened.status_code == 202, opened.text
+    assert_error(await gateway.get(url, params={"owner": "Team A"}, headers=AUTH), 422, "invalid_input", "owner")
+
+
+async def test_a_collection_without_an_owner_is_claimed_by_the_first_operator_ensure(
+    gateway: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # As a collection made before owners were recorded: its next ensure after the upgrade claims it.
+    created = await gateway.post("/api/v1/collections", json={"name": "legacy", "source_path": str(tmp_path)})
+    assert created.status_code == 201, created.text
+    body = {"source_path": str(tmp_path), "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    url = "/internal/v1/collections/legacy"
+    assert (await gateway.get(url, params={"owner": "anyone/legacy"}, headers=AUTH)).status_code == 200
+
+    assert (await gateway.put(url, json=body, params={"owner": "ns/legacy"}, headers=AUTH)).status_code == 200
+
+    assert_error(await gateway.put(url, json=body, params={"owner": "other/legacy"}, headers=AUTH), 409, "conflict")
+    assert (await gateway.get(url, params={"owner": "ns/legacy"}, headers=AUTH)).status_code == 200
 
 
 async def test_a_changed_index_config_is_reindexed_into_the_next_generation(

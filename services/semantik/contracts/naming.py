@@ -17,6 +17,12 @@ def store_name(namespace: str, name: str) -> str:
     return full if len(full) <= MAX_STORE_NAME else f"{name}-{short_hash(namespace)}"
 
 
+def owner_name(namespace: str, name: str) -> str:
+    """How the gateway records which Collection a store belongs to: unlike `store_name`, never ambiguous
+    (neither part can hold a `/`), so two Collections whose store names collide are told apart."""
+    return f"{namespace}/{name}"
+
+
 def collection_name(namespace: str, store: str) -> str | None:
     """The Collection in `namespace` whose store is `store`, or None when no name there maps to it."""
     prefix, suffix = f"{namespace}-", f"-{short_hash(namespace)}"

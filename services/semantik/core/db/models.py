@@ -94,6 +94,9 @@ class Collection(Base):
     on_disk: Mapped[bool | None] = mapped_column(Boolean, default=None)
     """The store placement (see store.placement) of every store collection made for this collection from
     now on; None: the Qdrant server's default."""
+    owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    """`<namespace>/<name>` of the Collection resource this belongs to (cluster mode); None: made over the
+    REST API or the CLI, or before owners were recorded. See `collections.check_owner`."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_indexed_at: Mapped[datetime | None] = mapped_column(default=None)

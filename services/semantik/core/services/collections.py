@@ -187,6 +187,7 @@ async def create_collection(
     quantization: str | None = None,
     embedder_url: str | None = None,
     roots: Sequence[Path] | None = None,
+    owner: str | None = None,
 ) -> CollectionView:
     """With `roots` (the REST API passes SEMANTIK_SOURCE_ROOTS) the source path must resolve inside one."""
     if roots is not None:
@@ -207,6 +208,7 @@ async def create_collection(
         shards=placement.shards,
         replication_factor=placement.replication_factor,
         on_disk=placement.on_disk,
+        owner=owner,
         **config.values(),
     )
     try:
@@ -222,10 +224,16 @@ async def create_collection(
 
 
 async def ensure_collection(
-    app: Semantik, spec: CollectionSpec, *, quantization: str | None = None, embedder_url: str | None = None
+    app: Semantik,
+    spec: CollectionSpec,
+    *,
+    quantization: str | None = None,
+    embedder_url: str | None = None,
+    owner: str | None = None,
 ) -> tuple[CollectionView, bool]:
     """Create the collection, or bring an existing one to the spec (the operator's way).
 
+    An `owner` claims a collection that has none and is refused by one that has another (`check_owner`).
     Folder and globs apply at once. A change of model, quantization or chunking is prepared as the next
     generation (see `generations`) for a reindex to build; search reads the live one meanwhile. Returns
     the view (its `reindex` says what is pending) and whether the collection was created."""
@@ -234,13 +242,18 @@ async def ensure_collection(
         existing = await metadata.get_collection(session, spec.name)
     if existing is None:
         try:
-            return await create_collection(app, spec, quantization=quantization, embedder_url=embedder_url), True
+            created = await create_collection(
+                app, spec, quantization=quantization, embedder_url=embedder_url, owner=owner
+            )
+            return created, True
         except ConflictError:
             pass  # created by a concurrent call: fall through and compare
     async with app.sessions.begin() as session:
         live = await metadata.get_collection(session, spec.name)
         if live is None:
             raise NotFoundError(f"collection {spec.name!r} was deleted meanwhile", field="name")
+        check_owner(live, owner)
+        live.owner = live.owner or owner
         live.source_path = spec.source_path
         live.include = spec.include
         live.exclude = spec.exclude
@@ -273,12 +286,29 @@ async def ensure_collection(
     return await get_collection(app, spec.name), False
 
 
-async def load_collection(app: Semantik, name: str) -> Collection:
+async def load_collection(app: Semantik, name: str, *, owner: str | None = None) -> Collection:
+    """The collection's row; with an `owner`, refused when it belongs to another (`check_owner`)."""
     async with app.sessions() as session:
         row = await metadata.get_collection(session, name)
     if row is None:
         raise NotFoundError(f"collection {name!r} does not exist", field="name")
+    check_owner(row, owner)
     return row
+
+
+def check_owner(row: Collection, owner: str | None) -> None:
+    """Refuse a caller speaking for another owner than the collection's.
+
+    Store names of namespaced Collections can collide (`team` + `a-docs` and `team-a` + `docs` both make
+    `team-a-docs`): without this the second Collection would index into, and on deletion drop, the first
+    one's collection. A collection without an owner (made before owners were recorded, or not by the
+    operator) refuses no one; the operator's next ensure claims it."""
+    if owner is not None and row.owner is not None and row.owner != owner:
+        raise ConflictError(
+            f"collection {row.name!r} belongs to the Collection {row.owner}, not to {owner}: their names map "
+            "to one store name; rename one of them",
+            field="owner",
+        )
 
 
 async def get_collection(app: Semantik, name: str) -> CollectionView:

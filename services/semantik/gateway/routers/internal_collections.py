@@ -7,7 +7,9 @@ key (the IndexJob's uid) is the same operation.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from semantik.core.db.models import OperationStatus
@@ -22,6 +24,17 @@ from semantik.gateway.schemas import CollectionOut, OperationAccepted, collectio
 
 # Out of /openapi.json, as the rest of the internal API (see routers/internal.py).
 router = APIRouter(prefix="/internal/v1/collections", tags=["internal"], include_in_schema=False)
+
+
+OwnerQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[a-z0-9-]+/[a-z0-9-]+$",
+        description="`<namespace>/<name>` of the Collection calling: refused (409, field `owner`) by a collection "
+        "that belongs to another.",
+    ),
+]
 
 
 class EnsureCollectionIn(BaseModel):
@@ -45,7 +58,9 @@ class OpenOperationIn(BaseModel):
 
 
 @router.put("/{name}", response_model=CollectionOut, summary="Create the collection or bring it to the spec")
-async def ensure(semantik: SemantikDep, name: str, body: EnsureCollectionIn, response: Response) -> CollectionOut:
+async def ensure(
+    semantik: SemantikDep, name: str, body: EnsureCollectionIn, response: Response, owner: OwnerQuery = None
+) -> CollectionOut:
     spec = CollectionSpec(
         name=name,
         source_path=body.source_path,
@@ -57,21 +72,22 @@ async def ensure(semantik: SemantikDep, name: str, body: EnsureCollectionIn, res
         store=body.store,
     )
     view, created = await collections.ensure_collection(
-        semantik, spec, quantization=body.quantization.value, embedder_url=body.embedder_url
+        semantik, spec, quantization=body.quantization.value, embedder_url=body.embedder_url, owner=owner
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return collection_out(view)
 
 
 @router.get("/{name}", response_model=CollectionOut)
-async def read(semantik: SemantikDep, name: str) -> CollectionOut:
+async def read(semantik: SemantikDep, name: str, owner: OwnerQuery = None) -> CollectionOut:
+    await collections.load_collection(semantik, name, owner=owner)
     return collection_out(await collections.get_collection(semantik, name))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Drop the index and its metadata")
-async def drop(semantik: SemantikDep, operations: OperationsDep, name: str) -> Response:
+async def drop(semantik: SemantikDep, operations: OperationsDep, name: str, owner: OwnerQuery = None) -> Response:
     try:
-        row = await collections.load_collection(semantik, name)
+        row = await collections.load_collection(semantik, name, owner=owner)
     except NotFoundError:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     async with semantik.sessions() as session:
@@ -89,8 +105,9 @@ async def drop(semantik: SemantikDep, operations: OperationsDep, name: str) -> R
     summary="Open an index operation and queue its scan (idempotent by key)",
 )
 async def open_operation(
-    semantik: SemantikDep, operations: OperationsDep, name: str, body: OpenOperationIn
+    semantik: SemantikDep, operations: OperationsDep, name: str, body: OpenOperationIn, owner: OwnerQuery = None
 ) -> OperationAccepted:
+    await collections.load_collection(semantik, name, owner=owner)
     operation = await open_index_operation(
         semantik, name, None, full=body.full, request_key=body.key, reindex=body.reindex
     )
