@@ -168,3 +168,40 @@ def test_rest_refuses_what_a_collection_resource_cannot_hold(stack: Stack, sourc
     refused = api.post("/api/v1/collections", json={"name": long_name, "source_path": str(sources_root / "docs")})
     assert refused.status_code == 422 and "40 characters" in refused.json()["error"]["message"], refused.text
     assert api.get("/api/v1/collections/nothing-here").status_code == 404
+
+
+def test_another_namespaces_index_behind_a_colliding_store_name_is_not_shown_searched_or_followed(
+    cluster: Cluster, stack: Stack, operator: Process, sources_root: Path
+) -> None:
+    # This namespace's `a-docs` and `<NAMESPACE>-a`'s `docs` share a store name; the latter holds it.
+    internal = httpx.Client(
+        base_url=f"{stack.gateway_url}/internal/v1", headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"}, timeout=30
+    )
+    url = f"/collections/{store_name(NAMESPACE + '-a', 'docs')}"
+    holder = {"owner": f"{NAMESPACE}-a/docs"}
+    held = internal.put(url, params=holder, json={"source_path": str(sources_root), "model": operator_tier.MINILM})
+    assert held.status_code == 201, held.text
+    opened = internal.post(f"{url}/operations", params=holder, json={"key": "holder-1"})
+    assert opened.status_code == 202, opened.text
+    api = stack.api()
+    try:
+        operator_tier.apply_collection(cluster, "a-docs", sources_root)
+        wait(
+            "StoreReady=False StoreNameTaken",
+            lambda: condition(get(cluster, "collection", "a-docs"), "StoreReady").get("reason") == "StoreNameTaken",
+        )
+
+        view = api.get("/api/v1/collections/a-docs").json()
+        assert view["resource"]["name"] == "a-docs" and view["documents"] is None, view
+        listed = {item["name"]: item for item in api.get("/api/v1/collections").json()["items"]}
+        assert listed["a-docs"]["documents"] is None
+        searched = api.post("/api/v1/collections/a-docs/search", json={"query": "license"})
+        assert searched.status_code == 404 and searched.json()["error"]["field"] == "name", searched.text
+        both = api.post("/api/v1/search", json={"query": "license", "collections": ["a-docs"]})
+        assert both.status_code == 404 and both.json()["error"]["field"] == "collections", both.text
+        assert api.get(f"/api/v1/operations/{opened.json()['operation_id']}").status_code == 404
+        assert api.get("/collections/a-docs").status_code == 200  # the page shows the resource, not the index
+    finally:
+        cluster.kubectl("-n", NAMESPACE, "delete", "collection", "a-docs", check=False)
+        internal.delete(url, params=holder)
+        internal.close()

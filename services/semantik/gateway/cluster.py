@@ -15,9 +15,11 @@ from fastapi import Depends, Request
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from semantik.contracts.naming import store_name
+from semantik.contracts.naming import held_by_another, store_name
+from semantik.core.context import Semantik
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError
 from semantik.core.settings import Settings
+from semantik.core.store import metadata
 from semantik.gateway.cluster_resources import (
     GROUP,
     VERSION,
@@ -27,7 +29,7 @@ from semantik.gateway.cluster_resources import (
     index_mode,
     kubectl_hint,
 )
-from semantik.gateway.deps import ReadableName, WritableName
+from semantik.gateway.deps import ReadableName, SemantikDep, WritableName
 
 
 class ClusterCollections:
@@ -56,7 +58,13 @@ class ClusterCollections:
             await api.close()
 
     def store(self, name: str) -> str:
+        """The store name of this namespace's Collection `name`; whose it is, `rest_store` checks."""
         return store_name(self.namespace, name)
+
+    def holds(self, name: str, owner: str | None) -> bool:
+        """Whether a store whose recorded owner is `owner` may be this namespace's `name`: store names of
+        different namespaces can collide (contracts.naming), so another's store is none of this one's."""
+        return not held_by_another(owner, self.namespace, name)
 
     async def create_collection(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
@@ -144,13 +152,25 @@ def get_cluster(request: Request) -> ClusterCollections | None:
 ClusterDep = Annotated[ClusterCollections | None, Depends(get_cluster)]
 
 
-def readable_store(cluster: ClusterDep, name: ReadableName) -> str:
-    """The store behind an authorised REST name: the same name, or in cluster mode its resource's store."""
-    return cluster.store(name) if cluster else name
+async def rest_store(semantik: Semantik, cluster: ClusterCollections | None, name: str, field: str = "name") -> str:
+    """The store behind an authorised REST name: the same name, or in cluster mode its resource's store;
+    a collection that does not exist (404) when that store is another namespace's Collection's."""
+    if cluster is None:
+        return name
+    store = cluster.store(name)
+    async with semantik.sessions() as session:
+        row = await metadata.get_collection(session, store)
+    if row is not None and not cluster.holds(name, row.owner):
+        raise NotFoundError(f"collection {name!r} does not exist", field=field)
+    return store
 
 
-def writable_store(cluster: ClusterDep, name: WritableName) -> str:
-    return cluster.store(name) if cluster else name
+async def readable_store(semantik: SemantikDep, cluster: ClusterDep, name: ReadableName) -> str:
+    return await rest_store(semantik, cluster, name)
+
+
+async def writable_store(semantik: SemantikDep, cluster: ClusterDep, name: WritableName) -> str:
+    return await rest_store(semantik, cluster, name)
 
 
 ReadableStore = Annotated[str, Depends(readable_store)]

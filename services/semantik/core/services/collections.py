@@ -166,6 +166,8 @@ class CollectionView:
     indexed_documents: int
     failed_documents: int
     chunks: int
+    owner: str | None
+    """The Collection resource this belongs to (`Collection.owner`)."""
 
 
 def wanted_config(app: Semantik, spec: CollectionSpec, quantization: str | None) -> IndexConfig:
@@ -380,6 +382,7 @@ def _view(row: Collection, counts: metadata.CollectionCounts, shadow: Collection
         indexed_documents=counts.indexed,
         failed_documents=counts.failed,
         chunks=counts.chunks,
+        owner=row.owner,
     )
 
 

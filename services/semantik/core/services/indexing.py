@@ -290,6 +290,8 @@ class OperationView:
     started_at: datetime | None
     finished_at: datetime | None
     seq: int
+    collection_owner: str | None
+    """The Collection resource its collection belongs to (`Collection.owner`)."""
 
 
 async def load_operation(app: Semantik, operation_id: str) -> tuple[Operation, Collection]:
@@ -352,4 +354,5 @@ async def get_operation(app: Semantik, operation_id: str) -> OperationView:
         started_at=operation.started_at,
         finished_at=operation.finished_at,
         seq=operation.seq,
+        collection_owner=collection.owner,
     )

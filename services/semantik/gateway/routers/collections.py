@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -24,17 +24,19 @@ from semantik.gateway.schemas import ChunkOut, CollectionList, CollectionOut, Do
 router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
 
 
-async def _index_of(semantik: Semantik, store: str) -> CollectionView | None:
-    """The gateway's view of a resource's index; None until the operator has made it."""
+async def _index_of(semantik: Semantik, cluster: ClusterCollections, name: str) -> CollectionView | None:
+    """The gateway's view of a resource's index; None until the operator has made it, or when its store
+    name is another namespace's Collection's."""
     try:
-        return await collections.get_collection(semantik, store)
+        view = await collections.get_collection(semantik, cluster.store(name))
     except NotFoundError:
         return None
+    return view if cluster.holds(name, view.owner) else None
 
 
 async def _cluster_view(semantik: Semantik, cluster: ClusterCollections, name: str) -> ClusterCollectionOut:
     resource = await cluster.get_collection(name)
-    return collection_view(resource, await _index_of(semantik, cluster.store(name)))
+    return collection_view(resource, await _index_of(semantik, cluster, name))
 
 
 @router.get("", response_model=CollectionList | ClusterCollectionList)
@@ -46,9 +48,15 @@ async def list_collections(
         return CollectionList(items=[collection_out(view) for view in views if principal.sees(view.name)])
     indexes = {view.name: view for view in views}
     resources = [r for r in await cluster.list_collections() if principal.sees(r["metadata"]["name"])]
-    return ClusterCollectionList(
-        items=[collection_view(r, indexes.get(cluster.store(r["metadata"]["name"]))) for r in resources]
-    )
+    return ClusterCollectionList(items=[collection_view(r, _held_index(cluster, r, indexes)) for r in resources])
+
+
+def _held_index(
+    cluster: ClusterCollections, resource: dict[str, Any], indexes: dict[str, CollectionView]
+) -> CollectionView | None:
+    name = resource["metadata"]["name"]
+    view = indexes.get(cluster.store(name))
+    return view if view is not None and cluster.holds(name, view.owner) else None
 
 
 @router.post(

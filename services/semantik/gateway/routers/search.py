@@ -9,7 +9,7 @@ from semantik.core.access import Role, authorize
 from semantik.core.context import Semantik
 from semantik.core.services.search import SearchResult, search_collections
 from semantik.gateway import metrics
-from semantik.gateway.cluster import ClusterCollections, ClusterDep
+from semantik.gateway.cluster import ClusterCollections, ClusterDep, rest_store
 from semantik.gateway.deps import PrincipalDep, ReadableName, SemantikDep
 from semantik.gateway.schemas import ExplainOut, HitOut, MultiSearchIn, SearchIn, SearchOptionsIn, SearchOut
 
@@ -44,7 +44,8 @@ async def run_search(
     """The search of the REST API and the web UI: names are REST names, authorised by the caller."""
     # In cluster mode REST names are Collection resource names; the index behind each is its store.
     # The list goes on whole (a name twice is the service's 422 to give); the map only names hits back.
-    stores = [cluster.store(name) if cluster else name for name in names]
+    field = "name" if single else "collections"
+    stores = [await rest_store(semantik, cluster, name, field) for name in names]
     rest_names = dict(zip(stores, names, strict=True))
     started = time.perf_counter()
     result = await search_collections(
@@ -53,7 +54,7 @@ async def run_search(
         body.query,
         k=body.k,
         options=body.options(),
-        names_field="name" if single else "collections",
+        names_field=field,
     )
     took = time.perf_counter() - started
     metrics.SEARCH_SECONDS.observe(took)

@@ -32,7 +32,7 @@ from semantik.core.services.chunks import get_chunk
 from semantik.core.services.indexing import latest_index_operation, open_index_operation
 from semantik.core.services.keys import KEY_PREFIX
 from semantik.core.services.search import MAX_COLLECTIONS, Mode
-from semantik.gateway.cluster import ClusterCollections, ClusterDep, start_index_job
+from semantik.gateway.cluster import ClusterCollections, ClusterDep, rest_store, start_index_job
 from semantik.gateway.deps import (
     OperationsDep,
     SemantikDep,
@@ -276,6 +276,8 @@ async def collection_page(
             view = await collections.get_collection(semantik, store)
         except NotFoundError:
             view = None
+        if view is not None and not cluster.holds(name, view.owner):
+            view = None  # the resource is shown; another namespace's index is not
     else:
         view = await collections.get_collection(semantik, name)
         phase = None
@@ -337,7 +339,7 @@ async def chunk_page(
     q: Annotated[str, Query(max_length=4000)] = "",
 ) -> HTMLResponse:
     authorize(principal, name, Role.READ)
-    chunk = await get_chunk(semantik, cluster.store(name) if cluster else name, path, index, q)
+    chunk = await get_chunk(semantik, await rest_store(semantik, cluster, name), path, index, q)
     base_url = views.source_url_for(name, semantik.settings.ui_source_urls)
     return render(
         request,
