@@ -23,10 +23,10 @@ def owner_name(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-def held_by_another(recorded: str | None, namespace: str, name: str) -> bool:
-    """Whether a store's recorded owner is some other Collection than `namespace`/`name`; a store without
+def held_by_another(recorded: str | None, owner: str) -> bool:
+    """Whether a store's recorded owner is some other Collection than `owner` (`owner_name`); a store without
     one (made before owners were recorded) is held by no one."""
-    return recorded is not None and recorded != owner_name(namespace, name)
+    return recorded is not None and recorded != owner
 
 
 def collection_name(namespace: str, store: str) -> str | None:

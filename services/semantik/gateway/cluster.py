@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from semantik.contracts.naming import held_by_another, store_name
+from semantik.contracts.naming import held_by_another, owner_name, store_name
 from semantik.core.context import Semantik
 from semantik.core.errors import BackendUnavailableError, ConflictError, InvalidInputError, NotFoundError
 from semantik.core.settings import Settings
@@ -64,7 +64,7 @@ class ClusterCollections:
     def holds(self, name: str, owner: str | None) -> bool:
         """Whether a store whose recorded owner is `owner` may be this namespace's `name`: store names of
         different namespaces can collide (contracts.naming), so another's store is none of this one's."""
-        return not held_by_another(owner, self.namespace, name)
+        return not held_by_another(owner, owner_name(self.namespace, name))
 
     async def create_collection(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]

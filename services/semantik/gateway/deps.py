@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from semantik.contracts.naming import collection_name, held_by_another
+from semantik.contracts.naming import collection_name, held_by_another, owner_name
 from semantik.core.access import LOCAL, Principal, Role, authorize, require_global
 from semantik.core.context import Semantik
 from semantik.core.errors import ForbiddenError, OutOfScopeError, UnauthorizedError
@@ -102,7 +102,7 @@ async def read_operation_as_named(semantik: Semantik, operation_id: str) -> Oper
         return view
     assert settings.namespace is not None  # Settings insist on one in cluster mode
     name = collection_name(settings.namespace, view.collection)
-    if name is None or held_by_another(view.collection_owner, settings.namespace, name):
+    if name is None or held_by_another(view.collection_owner, owner_name(settings.namespace, name)):
         raise OutOfScopeError(f"operation {operation_id!r} does not exist", field="operation_id")
     return replace(view, collection=name)
 

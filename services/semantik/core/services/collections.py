@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
+from semantik.contracts.naming import held_by_another
 from semantik.core.context import Semantik
 from semantik.core.db.models import Collection, Document
 from semantik.core.embedding import model_for
@@ -305,7 +306,7 @@ def check_owner(row: Collection, owner: str | None) -> None:
     `team-a-docs`): without this the second Collection would index into, and on deletion drop, the first
     one's collection. A collection without an owner (made before owners were recorded, or not by the
     operator) refuses no one; the operator's next ensure claims it."""
-    if owner is not None and row.owner is not None and row.owner != owner:
+    if owner is not None and held_by_another(row.owner, owner):
         raise ConflictError(
             f"collection {row.name!r} belongs to the Collection {row.owner}, not to {owner}: their names map "
             "to one store name; rename one of them",
